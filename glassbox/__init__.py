@@ -1,0 +1,36 @@
+"""Glassbox: exact attribution graphs for Hugging Face language models.
+
+The public API is small and imported lazily, so `import glassbox` stays fast:
+
+    model = glassbox.load_model("gemma-3-270m")
+    transcoders = glassbox.load_transcoders("path/or/hub-id")
+    graph = glassbox.attribute("The capital of Texas is", model, transcoders)
+    graph = glassbox.trace("The capital of Texas is", model=..., transcoders=...)  # pruned, JSON-ready
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_model": "glassbox.models",
+    "load_transcoders": "glassbox.transcoders",
+    "attribute": "glassbox.attribution",
+    "trace": "glassbox.trace",
+    "TraceResult": "glassbox.trace",
+    "Graph": "glassbox.graph",
+    "LogitTarget": "glassbox.graph",
+    "ReplacementModel": "glassbox.replacement",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'glassbox' has no attribute {name!r}")

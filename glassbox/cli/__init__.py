@@ -1,0 +1,22 @@
+"""The `glassbox` command. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from glassbox.cli import corpus, models, trace, transcoders
+
+app = typer.Typer(
+    name="glassbox",
+    help="Glassbox: self-hosted circuit tracing for language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("trace")(trace.trace_command)
+app.add_typer(models.app, name="models")
+app.add_typer(corpus.app, name="corpus")
+app.add_typer(transcoders.app, name="transcoders")
+
+
+def main() -> None:
+    app()
