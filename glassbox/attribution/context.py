@@ -1,0 +1,317 @@
+"""The frozen replacement model of one prompt, and the two linear maps attribution needs.
+
+Freezing every attention pattern and normalisation scale at its value on the prompt, and
+replacing each MLP output by (transcoder reconstruction + error), makes the map
+
+    sources (token embeddings, feature decoder writes, errors) -> targets (feature
+    pre-activations, demeaned logits)
+
+linear. `AttributionContext.backward_rows` evaluates its transpose (one row of the
+adjacency matrix per target, batched, top layer to bottom); `linear_forward` evaluates the
+map itself around the prompt and is the oracle the tests check rows against.
+
+Shapes: T positions, d model width, H heads, K kv-heads, hd head size, B rows in a batch,
+n active features. Feature/error/token columns are laid out [features | errors (l*T+p) | tokens].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from glassbox.errors import GlassboxError
+from glassbox.models.forward import ForwardResult, norm_gain
+from glassbox.models.loaded import LoadedModel
+from glassbox.transcoders.base import TranscoderSet
+
+
+@dataclass
+class FrozenLayer:
+    """A layer of the linearised model: frozen scales and the weights the backward uses."""
+
+    pattern: torch.Tensor  # (H, T, T)
+    attn_in: torch.Tensor  # (T, d) frozen attention-input norm: x = attn_in * resid
+    attn_out: torch.Tensor | None  # (T, d) Gemma post-attention norm
+    tc_in: torch.Tensor  # (T, d) transcoder input: x_tc = tc_in * resid_mid
+    tc_out: torch.Tensor | None  # (T, d) residual += tc_out * transcoder output
+    W_V: torch.Tensor  # (K*hd, d)
+    W_O: torch.Tensor  # (d, H*hd)
+    skip: torch.Tensor | None  # (d, d) S: transcoder output includes x_tc @ S
+    v_bias: torch.Tensor | None  # (K*hd,)
+    o_bias: torch.Tensor | None  # (d,)
+
+
+@dataclass
+class DecoderReadout:
+    """Every active feature's write into one layer's MLP output: column, position, vector."""
+
+    cols: torch.Tensor  # (m,) column index of the source feature
+    pos: torch.Tensor  # (m,)
+    vecs: torch.Tensor  # (m, d) activation * decoder row (already in residual units, pre tc_out)
+
+
+class AttributionContext:
+    """Everything about one prompt that attribution and the oracle need."""
+
+    def __init__(self, model: LoadedModel, transcoders: TranscoderSet, tokens: list[int],
+                 *, compute_dtype: torch.dtype | None = None, zero_bos: bool = True) -> None:
+        transcoders.check_compatible(model)
+        if len(tokens) < 1:
+            raise GlassboxError("the prompt has no tokens")
+        self.model, self.tc = model, transcoders
+        self.tokens = list(tokens)
+        self.dtype = compute_dtype or (torch.float64 if model.dtype == torch.float64 else torch.float32)
+        self.device = model.device
+        special = set(getattr(model.tokenizer, "all_special_ids", []))
+        self.zero_bos = zero_bos and self.tokens[0] in special
+        fwd = model.forward(self.tokens, logits_at="last")
+        self.logits = fwd.logits[0, -1].float()  # (V,) after soft-cap, for probabilities
+        self._freeze(fwd)
+        self._encode(fwd)
+        self._build_readouts()
+
+    # ---- phase 1: freeze the forward pass --------------------------------------------------
+    @property
+    def n_pos(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.n_layers
+
+    def _c(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(device=self.device, dtype=self.dtype)
+
+    def _freeze(self, fwd: ForwardResult) -> None:
+        spec, tc = self.model.spec, self.tc
+        self.embeddings = self._c(fwd.embeddings[0])  # (T, d)
+        self.layers: list[FrozenLayer] = []
+        self.tc_inputs: list[torch.Tensor] = []  # (T, d) what each transcoder reads
+        self.tc_targets: list[torch.Tensor] = []  # (T, d) true value at the output hook
+        for l, rec in enumerate(fwd.layers):
+            mods = self.model.layer_mods[l]
+            attn = mods.attn
+            r = lambda t: t[0]  # noqa: E731 - drop the batch dim
+            attn_out = None
+            if mods.attn_out_norm is not None:
+                attn_out = self._c(r(rec.attn_out_inv_rms) * norm_gain(mods.attn_out_norm, spec))
+            mlp_inv = r(rec.mlp_in_inv_rms)
+            if tc.input_hook == "mlp.hook_in":
+                tc_in, x = mlp_inv * norm_gain(mods.mlp_norm, spec), r(rec.mlp_in)
+            elif tc.input_hook == "ln2.hook_normalized":
+                tc_in = mlp_inv.expand(-1, spec.d_model)
+                x = r(rec.resid_mid).float() * mlp_inv
+            else:  # hook_resid_mid
+                tc_in, x = torch.ones_like(mlp_inv).expand(-1, spec.d_model), r(rec.resid_mid)
+            tc_out, y = None, r(rec.mlp_out)
+            if tc.output_hook == "mlp.hook_out" and mods.mlp_out_norm is not None:
+                tc_out = self._c(r(rec.mlp_out_inv_rms) * norm_gain(mods.mlp_out_norm, spec))
+                y = r(rec.mlp_raw_out)
+            skip = tc.layers[l].skip
+            self.layers.append(FrozenLayer(
+                pattern=self._c(r(rec.pattern)),
+                attn_in=self._c(r(rec.attn_in_inv_rms) * norm_gain(mods.attn_norm, spec)),
+                attn_out=attn_out,
+                tc_in=self._c(tc_in),
+                tc_out=tc_out,
+                W_V=self._c(attn.v_proj.weight),
+                W_O=self._c(attn.o_proj.weight),
+                skip=None if skip is None else self._c(skip),
+                v_bias=None if attn.v_proj.bias is None else self._c(attn.v_proj.bias),
+                o_bias=None if attn.o_proj.bias is None else self._c(attn.o_proj.bias),
+            ))
+            self.tc_inputs.append(self._c(x))
+            self.tc_targets.append(self._c(y))
+        T = self.n_pos
+        final_gain = norm_gain(self.model.decoder.norm, spec)
+        self.final_scale = self._c(fwd.final_inv_rms[0, T - 1] * final_gain)  # (d,)
+        self.final_resid = self._c(fwd.final_resid[0, T - 1])
+
+    # ---- phase 1b: transcoder activations and errors --------------------------------------
+    def _encode(self, fwd: ForwardResult) -> None:
+        """Active features (layer, pos, feature) in lexicographic order, and error vectors."""
+        triples, values = [], []
+        self.pre_activations: list[torch.Tensor] = []
+        for l in range(self.n_layers):
+            pre = self.tc.encode(l, self.tc_inputs[l].to(self.tc.dtype))  # (T, d_tc)
+            acts = self.tc.activate(l, pre)
+            if self.zero_bos:
+                acts[0] = 0
+            pos, feat = acts.nonzero(as_tuple=True)  # row-major: sorted by (pos, feat)
+            triples.append(torch.stack([torch.full_like(pos, l), pos, feat], dim=1))
+            values.append(acts[pos, feat])
+            self.pre_activations.append(pre)
+        self.active_features = torch.cat(triples).cpu()  # (n, 3)
+        self.activation_values = self._c(torch.cat(values))  # (n,)
+        self.layer_offsets = [0]
+        for t in triples:
+            self.layer_offsets.append(self.layer_offsets[-1] + t.shape[0])
+
+    @property
+    def n_active(self) -> int:
+        return int(self.active_features.shape[0])
+
+    @property
+    def n_cols(self) -> int:
+        """Source columns: active features, errors, tokens."""
+        return self.n_active + self.n_layers * self.n_pos + self.n_pos
+
+    def error_col(self, layer: int, pos: int) -> int:
+        return self.n_active + layer * self.n_pos + pos
+
+    def token_col(self, pos: int) -> int:
+        return self.n_active + self.n_layers * self.n_pos + pos
+
+    def layer_slice(self, layer: int) -> slice:
+        return slice(self.layer_offsets[layer], self.layer_offsets[layer + 1])
+
+    def _build_readouts(self) -> None:
+        """Decoder writes per output layer, and the errors the reconstruction leaves."""
+        L, T = self.n_layers, self.n_pos
+        per_out: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in range(L)]
+        for src in range(L):
+            sl = self.layer_slice(src)
+            feats = self.active_features[sl]
+            if feats.shape[0] == 0:
+                continue
+            rows = self.tc.decoder_rows(src, feats[:, 2])  # (m, n_out, d)
+            vecs = self._c(rows) * self.activation_values[sl, None, None]
+            cols = torch.arange(sl.start, sl.stop)
+            for j in range(rows.shape[1]):
+                per_out[src + j].append((cols, feats[:, 1], vecs[:, j]))
+        self.readouts: list[DecoderReadout] = []
+        self.errors: list[torch.Tensor] = []  # (T, d) per layer
+        for l in range(L):
+            parts = per_out[l]
+            d = self.embeddings.shape[1]
+            cols = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
+            pos = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
+            vecs = torch.cat([p[2] for p in parts]) if parts else self.embeddings.new_zeros(0, d)
+            self.readouts.append(DecoderReadout(cols=cols.to(self.device), pos=pos.to(self.device), vecs=vecs))
+            recon = self.embeddings.new_zeros(T, d).index_add_(0, pos.to(self.device), vecs)
+            recon = recon + self._c(self.tc.layers[l].b_dec)
+            if self.layers[l].skip is not None:
+                recon = recon + self.tc_inputs[l] @ self.layers[l].skip
+            err = self.tc_targets[l] - recon
+            if self.zero_bos:
+                err[0] = 0
+            self.errors.append(err)
+
+    # ---- the transpose: rows of the adjacency matrix ---------------------------------------
+    def backward_rows(self, inject_layer: torch.Tensor, inject_pos: torch.Tensor,
+                      inject_vec: torch.Tensor) -> torch.Tensor:
+        """Adjacency rows for B targets, (B, n_cols).
+
+        A target reads `inject_vec[b] . x` at position inject_pos[b], where x is the
+        transcoder input of layer inject_layer[b], or, for inject_layer == n_layers, the
+        final normalised residual (a logit direction). Rows are processed top layer first;
+        a row joins the sweep when the sweep reaches its layer, and only positions up to
+        the largest target position are touched (causality).
+        """
+        L = self.n_layers
+        order = torch.argsort(inject_layer, descending=True, stable=True)
+        layer_s, pos_s = inject_layer[order].cpu(), inject_pos[order].cpu()
+        vec_s = self._c(inject_vec[order.to(inject_vec.device)])
+        B, P = len(order), int(pos_s.max()) + 1
+        d = self.embeddings.shape[1]
+        out = torch.zeros(B, self.n_cols, dtype=self.dtype, device=self.device)
+        G = torch.zeros(B, P, d, dtype=self.dtype, device=self.device)  # d(target)/d(residual)
+        top = torch.nonzero(layer_s == L).flatten()
+        G[top, pos_s[top]] = vec_s[top] * self.final_scale
+        for l in reversed(range(L)):
+            fl = self.layers[l]
+            a = int((layer_s > l).sum())  # rows already live above this layer's MLP
+            b = int((layer_s >= l).sum())
+            if a:
+                g_out = G[:a] if fl.tc_out is None else G[:a] * fl.tc_out[:P]
+                self._read_mlp_sources(l, g_out, out[:a], P)
+            g_x = torch.zeros(b, P, d, dtype=self.dtype, device=self.device)
+            if a and fl.skip is not None:
+                g_x[:a] = g_out @ fl.skip.T
+            here = torch.nonzero(layer_s == l).flatten()
+            g_x[here, pos_s[here]] += vec_s[here]
+            G[:b] += fl.tc_in[:P] * g_x
+            if b:
+                G[:b] += fl.attn_in[:P] * self._attention_vjp(fl, G[:b], P)
+        out[:, self.token_col(0):self.token_col(0) + P] = (G * self.embeddings[:P]).sum(-1)
+        result = torch.empty_like(out)
+        result[order.to(self.device)] = out
+        return result
+
+    def _attention_vjp(self, fl: FrozenLayer, G: torch.Tensor, P: int) -> torch.Tensor:
+        """Gradient w.r.t. the normalised attention input, patterns frozen: (b, P, d)."""
+        spec = self.model.spec
+        b = G.shape[0]
+        g = G if fl.attn_out is None else G * fl.attn_out[:P]
+        gz = (g @ fl.W_O).view(b, P, spec.n_heads, spec.head_dim)  # (b, P, H, hd)
+        gz = gz.permute(2, 0, 1, 3)  # (H, b, P, hd)
+        pat_t = fl.pattern[:, :P, :P].transpose(1, 2)  # (H, k, q)
+        gv = pat_t[:, None] @ gz  # (H, b, P, hd): sum over queries of A[q, k] g_z[q]
+        groups = spec.n_heads // spec.n_kv_heads
+        gv = gv.view(spec.n_kv_heads, groups, b, P, spec.head_dim).sum(1)  # (K, b, P, hd)
+        gv = gv.permute(1, 2, 0, 3).reshape(b, P, spec.n_kv_heads * spec.head_dim)
+        return gv @ fl.W_V
+
+    def _read_mlp_sources(self, layer: int, g_out: torch.Tensor, out: torch.Tensor, P: int) -> None:
+        """Edges from features writing into this layer's MLP output, and from its errors."""
+        ro = self.readouts[layer]
+        keep = ro.pos < P
+        if bool(keep.any()):
+            cols, pos, vecs = ro.cols[keep], ro.pos[keep], ro.vecs[keep]
+            chunk = max(1, (1 << 24) // max(1, g_out.shape[0] * vecs.shape[1]))
+            for s in range(0, cols.shape[0], chunk):
+                e = s + chunk
+                g_sel = g_out[:, pos[s:e]]  # (a, m, d)
+                out[:, cols[s:e]] += torch.einsum("amd,md->am", g_sel, vecs[s:e])
+        err = (g_out * self.errors[layer][:P]).sum(-1)  # (a, P)
+        c0 = self.error_col(layer, 0)
+        out[:, c0:c0 + P] += err
+
+    # ---- the map itself, around the prompt: the oracle -------------------------------------
+    def linear_forward(
+        self,
+        *,
+        delta_embed: torch.Tensor | None = None,  # (T, d)
+        delta_acts: torch.Tensor | None = None,  # (n,)
+        delta_errors: torch.Tensor | None = None,  # (L, T, d)
+        logit_vecs: torch.Tensor | None = None,  # (k, d) directions read at the last position
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature pre-activations (n,) and logit-direction values (k,) of the frozen model.
+
+        Attention patterns and norm scales stay frozen, MLP outputs are their true values
+        plus the skip path's change plus the given source changes. With no deltas this is
+        the real forward pass.
+        """
+        T, L = self.n_pos, self.n_layers
+        spec = self.model.spec
+        resid = self.embeddings + (0 if delta_embed is None else self._c(delta_embed))
+        pres = []
+        for l in range(L):
+            fl = self.layers[l]
+            x = fl.attn_in * resid
+            v = x @ fl.W_V.T + (0 if fl.v_bias is None else fl.v_bias)
+            v = v.view(T, spec.n_kv_heads, spec.head_dim).transpose(0, 1)  # (K, T, hd)
+            v = v.repeat_interleave(spec.n_heads // spec.n_kv_heads, dim=0)  # (H, T, hd)
+            z = (fl.pattern @ v).transpose(0, 1).reshape(T, -1)
+            attn = z @ fl.W_O.T + (0 if fl.o_bias is None else fl.o_bias)
+            resid_mid = resid + (attn if fl.attn_out is None else fl.attn_out * attn)
+            x_tc = fl.tc_in * resid_mid
+            sl = self.layer_slice(l)
+            feats = self.active_features[sl]
+            W = self._c(self.tc.encoder_rows(l, feats[:, 2]))
+            b_enc = self._c(self.tc.layers[l].b_enc[feats[:, 2].to(self.tc.device)])
+            pres.append((x_tc[feats[:, 1].to(self.device)] * W).sum(-1) + b_enc)
+            y = self.tc_targets[l].clone()
+            if fl.skip is not None:
+                y = y + (x_tc - self.tc_inputs[l]) @ fl.skip
+            if delta_acts is not None:
+                ro = self.readouts[l]
+                scale = self._c(delta_acts)[ro.cols] / self.activation_values[ro.cols]
+                y = y.index_add(0, ro.pos, ro.vecs * scale[:, None])
+            if delta_errors is not None:
+                y = y + self._c(delta_errors[l])
+            resid = resid_mid + (y if fl.tc_out is None else fl.tc_out * y)
+        final = self.final_scale * resid[T - 1]
+        logit_vals = final.new_zeros(0) if logit_vecs is None else self._c(logit_vecs) @ final
+        return torch.cat(pres), logit_vals

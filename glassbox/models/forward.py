@@ -1,0 +1,209 @@
+"""One forward pass for every supported decoder, with the values attribution must freeze.
+
+We run the Hugging Face modules ourselves, layer by layer, instead of calling the model, so
+that we can (1) record attention patterns and every normalisation scale, which the
+replacement model freezes, and (2) swap an MLP's output for a transcoder's without hooks.
+The result equals the HF model's own forward (tested on every family).
+
+Shapes: B batch, T positions, H heads, K kv-heads, hd head size, d model width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+from glassbox.models.arch import ArchSpec, LayerModules
+
+# An MLP override receives (layer, mlp_in (B,T,d), resid_mid (B,T,d), true contribution or
+# None) and returns the tensor to add to the residual stream instead of the MLP's output.
+MlpOverride = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+@dataclass
+class LayerRecord:
+    """Everything one layer computed, kept for attribution and transcoder training."""
+
+    resid_pre: torch.Tensor  # (B, T, d)
+    attn_in_inv_rms: torch.Tensor  # (B, T, 1) float32
+    pattern: torch.Tensor  # (B, H, T, T) softmax weights
+    attn_out_inv_rms: torch.Tensor | None  # (B, T, 1) Gemma post-attention norm
+    attn_out: torch.Tensor  # (B, T, d) what attention adds to the residual
+    resid_mid: torch.Tensor  # (B, T, d)
+    mlp_in_inv_rms: torch.Tensor  # (B, T, 1)
+    mlp_in: torch.Tensor  # (B, T, d) MLP input, after the norm gain
+    mlp_raw_out: torch.Tensor | None  # (B, T, d) MLP output before a post-norm (Gemma)
+    mlp_out_inv_rms: torch.Tensor | None  # (B, T, 1)
+    mlp_out: torch.Tensor  # (B, T, d) what the MLP block adds to the residual (true model)
+    mlp_used: torch.Tensor  # (B, T, d) what was actually added (differs under an override)
+
+
+@dataclass
+class ForwardResult:
+    logits: torch.Tensor  # (B, T_out, V) after any final soft-cap
+    embeddings: torch.Tensor  # (B, T, d) token embeddings as they enter the residual stream
+    final_resid: torch.Tensor  # (B, T, d)
+    final_inv_rms: torch.Tensor  # (B, T, 1)
+    layers: list[LayerRecord] = field(default_factory=list)
+
+
+def inv_rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """1 / RMS(x) over the last dim in float32, the scale an RMSNorm multiplies by."""
+    return torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+
+
+def norm_gain(norm: torch.nn.Module, spec: ArchSpec) -> torch.Tensor:
+    """The per-channel gain an RMSNorm applies after scaling: w, or (1 + w) for Gemma."""
+    return norm.weight.float() + spec.norm_offset
+
+
+def causal_mask(T: int, window: int | None, device: torch.device) -> torch.Tensor:
+    """(T, T) boolean, True where query q may attend to key k."""
+    q = torch.arange(T, device=device)[:, None]
+    k = torch.arange(T, device=device)[None, :]
+    allowed = k <= q
+    if window is not None:
+        allowed &= (q - k) < window
+    return allowed
+
+
+def rotary_tables(rotary: torch.nn.Module, x: torch.Tensor, spec: ArchSpec) -> dict[str, tuple]:
+    """cos/sin tables per layer type (Gemma 3 has two; the others one)."""
+    B, T = x.shape[:2]
+    position_ids = torch.arange(T, device=x.device)[None].expand(B, T)
+    if spec.rotary_per_layer_type:
+        return {lt: rotary(x, position_ids, lt) for lt in set(spec.layer_types)}
+    table = rotary(x, position_ids)
+    return {lt: table for lt in set(spec.layer_types)}
+
+
+def attention_pattern(
+    attn: torch.nn.Module, x: torch.Tensor, rope: tuple, spec: ArchSpec, layer: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention weights (B,H,T,T) and values (B,K,T,hd) for normalised input x (B,T,d)."""
+    B, T, _ = x.shape
+    q = attn.q_proj(x).view(B, T, spec.n_heads, spec.head_dim)
+    k = attn.k_proj(x).view(B, T, spec.n_kv_heads, spec.head_dim)
+    v = attn.v_proj(x).view(B, T, spec.n_kv_heads, spec.head_dim).transpose(1, 2)
+    if spec.qk_norm:
+        q, k = attn.q_norm(q), attn.k_norm(k)
+    q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H, T, hd), (B, K, T, hd)
+    cos, sin = rope
+    q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    k = k.repeat_interleave(spec.n_heads // spec.n_kv_heads, dim=1)  # (B, H, T, hd)
+    scores = (q @ k.transpose(-1, -2)) * spec.attn_scale  # (B, H, T, T)
+    if spec.attn_softcap is not None:
+        scores = torch.tanh(scores / spec.attn_softcap) * spec.attn_softcap
+    allowed = causal_mask(T, spec.window(layer), x.device)
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    softmax_dtype = torch.promote_types(torch.float32, q.dtype)  # fp32, or fp64 in tests
+    pattern = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)
+    return pattern, v
+
+
+def attention_output(
+    attn: torch.nn.Module, pattern: torch.Tensor, v: torch.Tensor, spec: ArchSpec
+) -> torch.Tensor:
+    """o_proj(pattern @ v): (B,H,T,T) x (B,K,T,hd) -> (B,T,d)."""
+    B, H, T, _ = pattern.shape
+    v = v.repeat_interleave(spec.n_heads // spec.n_kv_heads, dim=1)  # (B, H, T, hd)
+    z = (pattern @ v).transpose(1, 2).reshape(B, T, H * spec.head_dim)
+    return attn.o_proj(z)
+
+
+def run_layer(
+    mods: LayerModules,
+    resid: torch.Tensor,
+    rope: tuple,
+    spec: ArchSpec,
+    layer: int,
+    mlp_override: MlpOverride | None,
+) -> LayerRecord:
+    eps = spec.norm_eps
+    attn_in_inv = inv_rms(resid, eps)
+    pattern, v = attention_pattern(mods.attn, mods.attn_norm(resid), rope, spec, layer)
+    attn_out = attention_output(mods.attn, pattern, v, spec)
+    attn_out_inv = None
+    if mods.attn_out_norm is not None:
+        attn_out_inv = inv_rms(attn_out, eps)
+        attn_out = mods.attn_out_norm(attn_out)
+    resid_mid = resid + attn_out
+
+    mlp_in_inv = inv_rms(resid_mid, eps)
+    mlp_in = mods.mlp_norm(resid_mid)
+    raw = mods.mlp(mlp_in)
+    raw_out, out_inv, mlp_out = None, None, raw
+    if mods.mlp_out_norm is not None:
+        raw_out, out_inv = raw, inv_rms(raw, eps)
+        mlp_out = mods.mlp_out_norm(raw)
+    used = mlp_out if mlp_override is None else mlp_override(layer, mlp_in, resid_mid, mlp_out)
+    return LayerRecord(
+        resid_pre=resid,
+        attn_in_inv_rms=attn_in_inv,
+        pattern=pattern,
+        attn_out_inv_rms=attn_out_inv,
+        attn_out=attn_out,
+        resid_mid=resid_mid,
+        mlp_in_inv_rms=mlp_in_inv,
+        mlp_in=mlp_in,
+        mlp_raw_out=raw_out,
+        mlp_out_inv_rms=out_inv,
+        mlp_out=mlp_out,
+        mlp_used=used,
+    )
+
+
+def unembed(hf_model: torch.nn.Module, final: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
+    logits = hf_model.lm_head(final)
+    if spec.final_softcap is not None:
+        logits = torch.tanh(logits / spec.final_softcap) * spec.final_softcap
+    return logits
+
+
+@torch.no_grad()
+def run_forward(
+    model: LoadedModelLike,
+    tokens: torch.Tensor,
+    *,
+    mlp_override: MlpOverride | None = None,
+    keep_layers: bool = True,
+    logits_at: str = "all",
+    stop_after_layer: int | None = None,
+) -> ForwardResult:
+    """Run the model on tokens (B, T); optionally replace MLP outputs; record every layer.
+
+    logits_at: "all" positions, "last" position only (saves (T-1) x V floats), or "none".
+    stop_after_layer: skip later layers and the unembedding (used when only MLP
+    activations of early layers are needed).
+    """
+    spec = model.spec
+    dec = model.decoder
+    embeddings = dec.embed_tokens(tokens)  # Gemma's module already multiplies by sqrt(d)
+    resid = embeddings
+    ropes = rotary_tables(dec.rotary_emb, resid, spec)
+    records: list[LayerRecord] = []
+    last = spec.n_layers - 1 if stop_after_layer is None else stop_after_layer
+    for layer in range(last + 1):
+        rec = run_layer(model.layer_mods[layer], resid, ropes[spec.layer_types[layer]], spec, layer,
+                        mlp_override)
+        resid = rec.resid_mid + rec.mlp_used
+        if keep_layers:
+            records.append(rec)
+    final_inv = inv_rms(resid, spec.norm_eps)
+    if stop_after_layer is not None or logits_at == "none":
+        logits = resid.new_zeros((resid.shape[0], 0, 0))
+    else:
+        final_in = resid[:, -1:] if logits_at == "last" else resid
+        logits = unembed(model.hf_model, dec.norm(final_in), spec)
+    return ForwardResult(logits=logits, embeddings=embeddings, final_resid=resid,
+                         final_inv_rms=final_inv, layers=records)
+
+
+class LoadedModelLike:  # pragma: no cover - typing aid only
+    spec: ArchSpec
+    decoder: torch.nn.Module
+    layer_mods: list[LayerModules]
+    hf_model: torch.nn.Module

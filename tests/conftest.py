@@ -1,0 +1,19 @@
+"""Shared fixtures. Real-model fixtures live here so every slow test shares one load."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GLASSBOX_SHARED", REPO.parent / "shared"))
+REFERENCE_TRANSCODERS = SHARED / "transcoders" / "gemma-3-270m-plt-2k"
+
+
+@pytest.fixture(scope="session")
+def reference_transcoders_dir() -> Path:
+    if not REFERENCE_TRANSCODERS.is_dir():
+        pytest.fail(f"reference transcoders missing at {REFERENCE_TRANSCODERS} (set GLASSBOX_SHARED)")
+    return REFERENCE_TRANSCODERS
