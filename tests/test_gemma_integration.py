@@ -1,0 +1,64 @@
+"""Integration on the real Gemma 3 270M with the reference transcoders (slow; runs in CI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import torch
+
+from glassbox.attribution import AttributionContext
+from glassbox.tracing import trace
+from oracle import oracle_max_error
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def jordan(gemma_model, reference_transcoders):
+    return trace("Fact: Michael Jordan plays the sport of", model=gemma_model,
+                 transcoders=reference_transcoders, max_feature_nodes=300)
+
+
+def test_basketball_is_the_top_logit_node(jordan):
+    g = jordan.graph
+    assert g.logit_targets[0].token_str == " basketball"
+    assert g.logit_probabilities[0] > 0.4
+    data = jordan.to_json()
+    logit_nodes = [n for n in data["nodes"] if n["feature_type"] == "logit"]
+    top = max(logit_nodes, key=lambda n: n["token_prob"])
+    assert "basketball" in top["clerp"]
+
+
+def test_real_edges_equal_interventions(jordan, gemma_model, reference_transcoders):
+    g = jordan.graph
+    ctx = AttributionContext(gemma_model, reference_transcoders, g.input_tokens.tolist())
+    assert ctx.n_active == g.metadata["n_active_features"]
+    worst, scale, n = oracle_max_error(ctx, g, max_per_kind=12, seed=0)
+    assert n > 5000
+    # float32 end to end: agreement to ~1e-4 of the largest edge
+    assert worst < 2e-4 * scale, (worst, scale)
+
+
+def test_scores_are_reported_and_json_is_valid(jordan, tmp_path):
+    schema = json.loads((Path(__file__).resolve().parents[2] / "shared/formats/graph-schema.json").read_text())
+    data = jordan.to_json()
+    jsonschema.validate(data, schema)
+    assert 0 < jordan.replacement_score <= 1 and 0 < jordan.completeness_score <= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "gemma_jordan_scores.json").write_text(json.dumps(jordan.scores, indent=1))
+    print(f"\nGemma 3 270M + reference transcoders, Michael Jordan: {jordan.summary()}")
+
+
+def test_bf16_model_traces_with_the_same_top_logit(gemma_model, reference_transcoders):
+    from glassbox.models import load_model
+
+    bf16 = load_model("gemma-3-270m", dtype=torch.bfloat16, device="cpu")
+    assert bf16.dtype == torch.bfloat16
+    result = trace("Fact: Michael Jordan plays the sport of", model=bf16,
+                   transcoders=reference_transcoders, max_feature_nodes=50)
+    assert result.graph.logit_targets[0].token_str == " basketball"
+    assert result.graph.metadata["model_dtype"] == "bfloat16"
