@@ -67,10 +67,18 @@ def attribute(
 
     logit_rows = _logit_rows(ctx, tg, batch_size)
     n_visit = ctx.n_active if max_feature_nodes is None else min(max_feature_nodes, ctx.n_active)
-    feature_rows, visited_order = _feature_rows(ctx, logit_rows, tg.probabilities, n_visit,
-                                                batch_size, update_interval, report)
+    # With every feature selected, rows are written straight into the adjacency matrix:
+    # one N x N buffer instead of two.
+    full = None
+    if n_visit == ctx.n_active:
+        N = ctx.n_cols + logit_rows.shape[0]
+        full = torch.zeros(N, N, dtype=logit_rows.dtype)
+    feature_rows, visited_order = _feature_rows(
+        ctx, logit_rows, tg.probabilities, n_visit, batch_size, update_interval, report,
+        out=None if full is None else full[: ctx.n_active, : ctx.n_cols])
     report("assemble", 1.0)
-    graph = _assemble(ctx, tg, logit_rows, feature_rows, visited_order, model, transcoders, prompt)
+    graph = _assemble(ctx, tg, logit_rows, feature_rows, visited_order, model, transcoders, prompt,
+                      full=full)
     graph.metadata.update(
         max_n_logits=max_n_logits, desired_logit_prob=desired_logit_prob,
         max_feature_nodes=max_feature_nodes, batch_size=batch_size,
@@ -120,9 +128,9 @@ def _feature_batch(ctx: AttributionContext, idx: torch.Tensor) -> torch.Tensor:
 
 def _feature_rows(ctx: AttributionContext, logit_rows: torch.Tensor, logit_p: torch.Tensor,
                   n_visit: int, batch_size: int, update_interval: int,
-                  report: Progress) -> tuple[torch.Tensor, torch.Tensor]:
+                  report: Progress, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of the visited features (in visit order) and their active-feature indices."""
-    rows = torch.zeros(n_visit, ctx.n_cols, dtype=_row_dtype(ctx))
+    rows = out if out is not None else torch.zeros(n_visit, ctx.n_cols, dtype=_row_dtype(ctx))
     visited = torch.zeros(ctx.n_active, dtype=torch.bool)
     order = torch.zeros(n_visit, dtype=torch.long)
     done = 0
@@ -130,8 +138,7 @@ def _feature_rows(ctx: AttributionContext, logit_rows: torch.Tensor, logit_p: to
         if n_visit == ctx.n_active:
             pending = torch.arange(ctx.n_active)
         else:
-            infl = partial_influence(torch.cat([logit_rows, rows[:done]]), logit_p,
-                                     order[:done], ctx.n_active)
+            infl = partial_influence(logit_rows, rows[:done], logit_p, order[:done], ctx.n_active)
             ranked = torch.argsort(infl, descending=True, stable=True)
             pending = ranked[~visited[ranked]][: min(update_interval * batch_size, n_visit - done)]
         for s in range(0, len(pending), batch_size):
@@ -144,30 +151,35 @@ def _feature_rows(ctx: AttributionContext, logit_rows: torch.Tensor, logit_p: to
     return rows, order
 
 
-def partial_influence(rows: torch.Tensor, logit_p: torch.Tensor, feature_of_row: torch.Tensor,
-                      n_features: int, max_iter: int = 256) -> torch.Tensor:
+def partial_influence(logit_rows: torch.Tensor, feature_rows: torch.Tensor, logit_p: torch.Tensor,
+                      feature_of_row: torch.Tensor, n_features: int, max_iter: int = 256) -> torch.Tensor:
     """Influence of every active feature on the logits through the rows known so far.
 
-    rows = [k logit rows | feature rows]; a row's weight is pushed to its sources in
-    proportion to |edge| / sum |edges of the row| until nothing is left (the graph is a DAG).
+    A row's weight (logit probability for logit rows) is pushed to its sources in proportion
+    to |edge| / sum |edges of the row|, and on through the rows of those sources, until
+    nothing is left (the graph is a DAG). Works in row chunks: no copy of the rows is made.
     Returns (n_features,) influence scores.
     """
-    k = logit_p.shape[0]
-    rows = rows.float()
-    norm = rows.abs().sum(1).clamp(min=1e-10)  # (R,)
-    weight = torch.zeros(rows.shape[0])
-    weight[:k] = logit_p.float()
+    blocks = (logit_rows, feature_rows)
+    norms = [_row_abs_sums(b) for b in blocks]
+    weights = [logit_p.float(), torch.zeros(feature_rows.shape[0])]
     total = torch.zeros(n_features)
     for _ in range(max_iter):
-        w = weight / norm
-        if not bool(w.any()):
+        scaled = [w / n for w, n in zip(weights, norms, strict=True)]
+        if not any(bool(w.any()) for w in scaled):
             return total
-        flow = _weighted_abs_sum(rows, w)  # (n_cols,)
+        flow = sum(_weighted_abs_sum(b, w) for b, w in zip(blocks, scaled, strict=True))
         feat_flow = flow[:n_features]
         total += feat_flow
-        weight = torch.zeros(rows.shape[0])
-        weight[k:] = feat_flow[feature_of_row]
+        weights = [torch.zeros(logit_rows.shape[0]), feat_flow[feature_of_row]]
     raise GlassboxError("influence did not converge: the graph has a cycle")
+
+
+def _row_abs_sums(rows: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    sums = torch.empty(rows.shape[0])
+    for s in range(0, rows.shape[0], chunk):
+        sums[s:s + chunk] = rows[s:s + chunk].abs().sum(1)
+    return sums.clamp(min=1e-10)
 
 
 def _weighted_abs_sum(rows: torch.Tensor, w: torch.Tensor, chunk: int = 256) -> torch.Tensor:
@@ -176,21 +188,26 @@ def _weighted_abs_sum(rows: torch.Tensor, w: torch.Tensor, chunk: int = 256) -> 
     acc = torch.zeros(rows.shape[1])
     for s in range(0, len(live), chunk):
         r = live[s:s + chunk]
-        acc += w[r] @ rows[r].abs()
+        acc += w[r] @ rows[r].abs().float()
     return acc
 
 
 def _assemble(ctx: AttributionContext, tg: Targets, logit_rows: torch.Tensor,
               feature_rows: torch.Tensor, visited_order: torch.Tensor, model: LoadedModel,
-              transcoders: TranscoderSet, prompt: str | Sequence[int]) -> Graph:
+              transcoders: TranscoderSet, prompt: str | Sequence[int],
+              full: torch.Tensor | None = None) -> Graph:
     selected, perm = torch.sort(visited_order)  # node order = active-feature order
     n_sel, k = len(selected), logit_rows.shape[0]
     n_other = ctx.n_cols - ctx.n_active  # errors + tokens
     N = n_sel + n_other + k
-    col_keep = torch.cat([selected, torch.arange(ctx.n_active, ctx.n_cols)])
-    adj = torch.zeros(N, N, dtype=feature_rows.dtype)
-    adj[:n_sel, : n_sel + n_other] = feature_rows[perm][:, col_keep]
-    adj[N - k:, : n_sel + n_other] = logit_rows[:, col_keep]
+    if full is not None:  # every feature visited in index order, rows already in place
+        adj = full
+        adj[N - k:, : n_sel + n_other] = logit_rows
+    else:
+        col_keep = torch.cat([selected, torch.arange(ctx.n_active, ctx.n_cols)])
+        adj = torch.zeros(N, N, dtype=feature_rows.dtype)
+        adj[:n_sel, : n_sel + n_other] = feature_rows[perm][:, col_keep]
+        adj[N - k:, : n_sel + n_other] = logit_rows[:, col_keep]
     return Graph(
         input_string=prompt if isinstance(prompt, str) else model.tokenizer.decode(ctx.tokens),
         input_tokens=torch.tensor(ctx.tokens, dtype=torch.long),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from glassbox.cli import corpus, models, trace, transcoders
+from glassbox.cli import corpus, features, models, trace, transcoders
 
 app = typer.Typer(
     name="glassbox",
@@ -16,6 +16,7 @@ app.command("trace")(trace.trace_command)
 app.add_typer(models.app, name="models")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(transcoders.app, name="transcoders")
+app.add_typer(features.app, name="features")
 
 
 def main() -> None:

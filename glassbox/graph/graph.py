@@ -174,6 +174,13 @@ class Graph:
 class _Stub:
     """Stands in for a class from a package we do not have (circuit-tracer's configs)."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Stub:
+        # Unpickling a NamedTuple (circuit-tracer's LogitTarget) calls cls.__new__(cls, *fields)
+        # and never __init__: keep the fields.
+        obj = super().__new__(cls)
+        obj.__dict__["_args"] = args
+        return obj
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.__dict__["_args"] = args
         self.__dict__.update(kwargs)
@@ -250,22 +257,47 @@ def from_circuit_tracer_dict(d: dict[str, Any]) -> Graph:
         n_layers=n_layers,
         vocab_size=vocab_size,
         model_name=str(cfg.get("model_name", "")),
-        transcoder_name=str(d.get("scan", "") or ""),
+        transcoder_name=_scan_name(d.get("scan_name", d.get("scan"))),
         metadata={"imported_from": "circuit-tracer"},
     )
 
 
 def _circuit_tracer_logits(d: dict[str, Any]) -> tuple[list[int], list[str]]:
     """circuit-tracer stored `logit_tokens` (older) or a list of `LogitTarget`s (newer)."""
-    if "logit_targets" in d and d["logit_targets"] is not None:
+    targets = d.get("logit_targets")
+    if isinstance(targets, torch.Tensor):  # an in-between release stored the ids here
+        d = {"logit_tokens": targets}
+    elif targets is not None:
         ids, strs = [], []
-        for t in d["logit_targets"]:
-            get = t.get if isinstance(t, dict) else (lambda k, t=t: getattr(t, k, None))
-            ids.append(int(get("vocab_idx")))
-            strs.append(str(get("token_str") or ""))
+        for t in targets:
+            vocab_idx = _target_field(t, "vocab_idx", 1)
+            if vocab_idx is None:
+                raise GraphFormatError(f"not a circuit-tracer graph: unreadable logit target {t!r}")
+            ids.append(int(vocab_idx))
+            strs.append(str(_target_field(t, "token_str", 0) or ""))
         return ids, strs
     tokens = d.get("logit_tokens")
     if tokens is None:
         raise GraphFormatError("not a circuit-tracer graph: no logit targets")
     ids = [int(x) for x in tokens]
     return ids, ["" for _ in ids]
+
+
+def _target_field(target: Any, key: str, position: int) -> Any:
+    """A LogitTarget field, whether it arrived as a dict, a tuple or an unpickled stub."""
+    if isinstance(target, dict):
+        return target.get(key)
+    if isinstance(target, tuple):
+        return target[position] if len(target) > position else None
+    value = getattr(target, key, None)
+    args = getattr(target, "_args", ())
+    if value is None and len(args) > position:
+        value = args[position]
+    return value
+
+
+def _scan_name(scan: Any) -> str:
+    """circuit-tracer's scan_name: a string, or a list of transcoder names."""
+    if isinstance(scan, list | tuple):
+        return ",".join(str(s) for s in scan)
+    return str(scan or "")
