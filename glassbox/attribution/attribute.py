@@ -141,6 +141,9 @@ def _feature_rows(ctx: AttributionContext, logit_rows: torch.Tensor, logit_p: to
             infl = partial_influence(logit_rows, rows[:done], logit_p, order[:done], ctx.n_active)
             ranked = torch.argsort(infl, descending=True, stable=True)
             pending = ranked[~visited[ranked]][: min(update_interval * batch_size, n_visit - done)]
+            # Which features are visited is decided; batching them by (layer, position)
+            # lets each sweep stop early and touch fewer positions.
+            pending = pending[torch.argsort(pending)]  # active order = (layer, pos, feature)
         for s in range(0, len(pending), batch_size):
             idx = pending[s:s + batch_size]
             rows[done:done + len(idx)] = _feature_batch(ctx, idx)

@@ -51,6 +51,19 @@ class DecoderReadout:
     vecs: torch.Tensor  # (m, d) activation * decoder row (already in residual units, pre tc_out)
 
 
+@dataclass
+class SourceReadout:
+    """Every source writing into one layer's MLP output (features and errors), by position.
+
+    Rows offsets[p]:offsets[p+1] are the sources at position p, so reading edges is one
+    small matrix product per position instead of a gather of (rows x sources x d).
+    """
+
+    cols: torch.Tensor  # (m,) source column
+    vecs: torch.Tensor  # (m, d) what the source writes
+    offsets: list[int]  # (T + 1,)
+
+
 class AttributionContext:
     """Everything about one prompt that attribution and the oracle need."""
 
@@ -197,6 +210,21 @@ class AttributionContext:
             if self.zero_bos:
                 err[0] = 0
             self.errors.append(err)
+        self.sources = [self._source_readout(l) for l in range(L)]
+
+    def _source_readout(self, layer: int) -> SourceReadout:
+        ro, T = self.readouts[layer], self.n_pos
+        first = 1 if self.zero_bos else 0
+        err_pos = torch.arange(first, T, device=self.device)
+        cols = torch.cat([ro.cols, self.error_col(layer, 0) + err_pos])
+        pos = torch.cat([ro.pos, err_pos])
+        vecs = torch.cat([ro.vecs, self.errors[layer][first:]])
+        order = torch.argsort(pos, stable=True)
+        counts = torch.bincount(pos, minlength=T).tolist()
+        offsets = [0]
+        for c in counts:
+            offsets.append(offsets[-1] + c)
+        return SourceReadout(cols=cols[order], vecs=vecs[order].contiguous(), offsets=offsets)
 
     # ---- the transpose: rows of the adjacency matrix ---------------------------------------
     def backward_rows(self, inject_layer: torch.Tensor, inject_pos: torch.Tensor,
@@ -234,7 +262,7 @@ class AttributionContext:
             G[:b] += fl.tc_in[:P] * g_x
             if b:
                 G[:b] += fl.attn_in[:P] * self._attention_vjp(fl, G[:b], P)
-        out[:, self.token_col(0):self.token_col(0) + P] = (G * self.embeddings[:P]).sum(-1)
+        out[:, self.token_col(0):self.token_col(0) + P] = torch.einsum("bpd,pd->bp", G, self.embeddings[:P])
         result = torch.empty_like(out)
         result[order.to(self.device)] = out
         return result
@@ -254,19 +282,17 @@ class AttributionContext:
         return gv @ fl.W_V
 
     def _read_mlp_sources(self, layer: int, g_out: torch.Tensor, out: torch.Tensor, P: int) -> None:
-        """Edges from features writing into this layer's MLP output, and from its errors."""
-        ro = self.readouts[layer]
-        keep = ro.pos < P
-        if bool(keep.any()):
-            cols, pos, vecs = ro.cols[keep], ro.pos[keep], ro.vecs[keep]
-            chunk = max(1, (1 << 24) // max(1, g_out.shape[0] * vecs.shape[1]))
-            for s in range(0, cols.shape[0], chunk):
-                e = s + chunk
-                g_sel = g_out[:, pos[s:e]]  # (a, m, d)
-                out[:, cols[s:e]] += torch.einsum("amd,md->am", g_sel, vecs[s:e])
-        err = (g_out * self.errors[layer][:P]).sum(-1)  # (a, P)
-        c0 = self.error_col(layer, 0)
-        out[:, c0:c0 + P] += err
+        """Edges from every source writing into this layer's MLP output (features, errors)."""
+        src = self.sources[layer]
+        end = src.offsets[P]
+        if end == 0:
+            return
+        R = g_out.new_empty(g_out.shape[0], end)
+        for p in range(P):
+            s, e = src.offsets[p], src.offsets[p + 1]
+            if e > s:
+                R[:, s:e] = g_out[:, p] @ src.vecs[s:e].T
+        out.index_add_(1, src.cols[:end], R)
 
     # ---- the map itself, around the prompt: the oracle -------------------------------------
     def linear_forward(
