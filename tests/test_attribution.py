@@ -50,7 +50,7 @@ def test_frozen_model_at_the_prompt_is_the_real_model(family):
     tg = resolve_targets(model, ctx.logits, None, max_n_logits=5, desired_logit_prob=1.0)
     pre, logit_vals = ctx.linear_forward(logit_vecs=tg.vectors)
     real_pre = torch.cat([
-        ctx.pre_activations[l][tuple(ctx.active_features[ctx.layer_slice(l)][:, 1:].T)]
+        ctx.pre_activations(l)[tuple(ctx.active_features[ctx.layer_slice(l)][:, 1:].T)]
         for l in range(ctx.n_layers)
     ])
     torch.testing.assert_close(pre, real_pre.to(pre.dtype), rtol=1e-5, atol=1e-6)

@@ -145,7 +145,6 @@ class AttributionContext:
     def _encode(self, fwd: ForwardResult) -> None:
         """Active features (layer, pos, feature) in lexicographic order, and error vectors."""
         triples, values = [], []
-        self.pre_activations: list[torch.Tensor] = []
         for l in range(self.n_layers):
             pre = self.tc.encode(l, self.tc_inputs[l].to(self.tc.dtype))  # (T, d_tc)
             acts = self.tc.activate(l, pre)
@@ -154,7 +153,6 @@ class AttributionContext:
             pos, feat = acts.nonzero(as_tuple=True)  # row-major: sorted by (pos, feat)
             triples.append(torch.stack([torch.full_like(pos, l), pos, feat], dim=1))
             values.append(acts[pos, feat])
-            self.pre_activations.append(pre)
         self.active_features = torch.cat(triples).cpu()  # (n, 3)
         self.activation_values = self._c(torch.cat(values))  # (n,)
         self.layer_offsets = [0]
@@ -193,7 +191,7 @@ class AttributionContext:
             cols = torch.arange(sl.start, sl.stop)
             for j in range(rows.shape[1]):
                 per_out[src + j].append((cols, feats[:, 1], vecs[:, j]))
-        self.readouts: list[DecoderReadout] = []
+        readouts: list[DecoderReadout] = []
         self.errors: list[torch.Tensor] = []  # (T, d) per layer
         for l in range(L):
             parts = per_out[l]
@@ -201,7 +199,7 @@ class AttributionContext:
             cols = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
             pos = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
             vecs = torch.cat([p[2] for p in parts]) if parts else self.embeddings.new_zeros(0, d)
-            self.readouts.append(DecoderReadout(cols=cols.to(self.device), pos=pos.to(self.device), vecs=vecs))
+            readouts.append(DecoderReadout(cols=cols.to(self.device), pos=pos.to(self.device), vecs=vecs))
             recon = self.embeddings.new_zeros(T, d).index_add_(0, pos.to(self.device), vecs)
             recon = recon + self._c(self.tc.layers[l].b_dec)
             if self.layers[l].skip is not None:
@@ -210,10 +208,10 @@ class AttributionContext:
             if self.zero_bos:
                 err[0] = 0
             self.errors.append(err)
-        self.sources = [self._source_readout(l) for l in range(L)]
+        self.sources = [self._source_readout(l, readouts[l]) for l in range(L)]
 
-    def _source_readout(self, layer: int) -> SourceReadout:
-        ro, T = self.readouts[layer], self.n_pos
+    def _source_readout(self, layer: int, ro: DecoderReadout) -> SourceReadout:
+        T = self.n_pos
         first = 1 if self.zero_bos else 0
         err_pos = torch.arange(first, T, device=self.device)
         cols = torch.cat([ro.cols, self.error_col(layer, 0) + err_pos])
@@ -294,6 +292,20 @@ class AttributionContext:
                 R[:, s:e] = g_out[:, p] @ src.vecs[s:e].T
         out.index_add_(1, src.cols[:end], R)
 
+    def _feature_writes(self, layer: int, delta_acts: torch.Tensor) -> torch.Tensor:
+        """(T, d): what changing feature activations by delta_acts adds to a layer's output."""
+        src = self.sources[layer]
+        is_feat = src.cols < self.n_active
+        cols, vecs = src.cols[is_feat], src.vecs[is_feat]
+        pos = torch.repeat_interleave(torch.arange(self.n_pos, device=self.device),
+                                      torch.tensor(src.offsets).diff().to(self.device))[is_feat]
+        scale = delta_acts[cols] / self.activation_values[cols]
+        return self.embeddings.new_zeros(self.embeddings.shape).index_add_(0, pos, vecs * scale[:, None])
+
+    def pre_activations(self, layer: int) -> torch.Tensor:
+        """(T, d_tc) encoder pre-activations of a layer on the prompt (recomputed)."""
+        return self.tc.encode(layer, self.tc_inputs[layer].to(self.tc.dtype))
+
     # ---- the map itself, around the prompt: the oracle -------------------------------------
     def linear_forward(
         self,
@@ -332,9 +344,7 @@ class AttributionContext:
             if fl.skip is not None:
                 y = y + (x_tc - self.tc_inputs[l]) @ fl.skip
             if delta_acts is not None:
-                ro = self.readouts[l]
-                scale = self._c(delta_acts)[ro.cols] / self.activation_values[ro.cols]
-                y = y.index_add(0, ro.pos, ro.vecs * scale[:, None])
+                y = y + self._feature_writes(l, self._c(delta_acts))
             if delta_errors is not None:
                 y = y + self._c(delta_errors[l])
             resid = resid_mid + (y if fl.tc_out is None else fl.tc_out * y)
