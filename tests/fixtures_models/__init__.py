@@ -1,0 +1,1 @@
+"""Small model files built at test time (no downloads)."""
