@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from glassbox.cli import corpus, features, models, trace, transcoders
+from glassbox.cli import corpus, features, models, serve, trace, transcoders, worker
 
 app = typer.Typer(
     name="glassbox",
@@ -13,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("trace")(trace.trace_command)
+app.command("serve")(serve.serve_command)
+app.command("worker")(worker.worker_command)
 app.add_typer(models.app, name="models")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(transcoders.app, name="transcoders")

@@ -1,0 +1,137 @@
+"""`create_app(settings)`: the FastAPI application and the services it runs on.
+
+With REDIS_URL set, traces go to RQ workers (`glassbox worker`); without it, worker threads
+inside this process run them. Either way the server runs the job maintenance (reaper and
+requeue) in a background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from redis import Redis
+
+import glassbox
+from server.db import SessionFactory, make_engine, make_sessionmaker
+from server.deps import AppServices
+from server.errors import ErrorResponses, install_error_handlers
+from server.metrics import make_registry
+from server.middleware import SecurityHeadersMiddleware
+from server.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from server.routes import ROUTERS
+from server.security import password_hasher
+from server.services.preview import PreviewService
+from server.settings import Settings
+from worker.cache import ModelCache
+from worker.context import WorkerContext, default_worker_name
+from worker.jobs import run_trace_job
+from worker.maintenance import MaintenanceLoop
+from worker.queue import JobQueue, RQJobQueue, ThreadJobQueue
+from worker.tracing import EngineTracer, Tracer
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Attribution graphs for language models: queue traces, fetch graphs, label features.
+
+Anyone may read public data. Writing needs an account: log in for a session cookie (then send
+the `X-CSRF-Token` header on writes) or create an API key and send `Authorization: Bearer <key>`.
+Errors are JSON: `{"error": {"code", "message", "details"}}`."""
+
+
+def create_app(
+    settings: Settings, *, tracer: Tracer | None = None, preview_cache: ModelCache | None = None
+) -> FastAPI:
+    """The application for `settings`. `tracer` replaces the engine tracer of in-process
+    workers and `preview_cache` the models used for tokenization (both for tests)."""
+    services = build_services(settings, tracer=tracer, preview_cache=preview_cache)
+    app = FastAPI(
+        title="Glassbox",
+        version=glassbox.__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        responses=ErrorResponses,
+    )
+    app.state.services = services
+    app.state.templates = services.templates
+    install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
+    for router in ROUTERS:
+        app.include_router(router)
+    static = Path(settings.frontend_dir) / "static"
+    app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory server.app:app_from_env` (settings from the environment)."""
+    return create_app(Settings())
+
+
+def build_services(
+    settings: Settings, *, tracer: Tracer | None = None, preview_cache: ModelCache | None = None
+) -> AppServices:
+    engine = make_engine(settings.resolved_database_url())
+    sessions = make_sessionmaker(engine)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    queue = _make_queue(settings, sessions, redis, tracer)
+    limiter: RateLimiter = RedisRateLimiter(redis, settings.redis_prefix) if redis else MemoryRateLimiter()
+    cache = preview_cache or ModelCache(capacity=settings.model_cache_size, device=settings.preview_device)
+    return AppServices(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        queue=queue,
+        limiter=limiter,
+        preview=PreviewService(
+            cache, max_prompt_tokens=settings.max_prompt_tokens, max_prompt_chars=settings.max_prompt_chars
+        ),
+        hasher=password_hasher(
+            time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
+        ),
+        secret_key=settings.resolved_secret_key(),
+        templates=Jinja2Templates(directory=Path(settings.frontend_dir) / "templates"),
+        metrics=make_registry(sessions),
+        maintenance=MaintenanceLoop(
+            sessions,
+            queue,
+            interval_s=settings.maintenance_interval_s,
+            heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
+            requeue_grace_s=settings.requeue_grace_s,
+        ),
+        redis=redis,
+    )
+
+
+def _make_queue(
+    settings: Settings, sessions: SessionFactory, redis: Redis | None, tracer: Tracer | None
+) -> JobQueue:
+    if redis is not None:
+        return RQJobQueue(redis, settings.queue_name, job_timeout_s=settings.job_timeout_s)
+    if tracer is None:
+        cache = ModelCache(capacity=settings.model_cache_size, device=settings.device, dtype=settings.dtype)
+        tracer = EngineTracer(cache)
+    context = WorkerContext(settings, sessions, tracer, default_worker_name("server"))
+    return ThreadJobQueue(
+        lambda job_id: run_trace_job(job_id, context=context), threads=settings.inprocess_workers
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    services: AppServices = app.state.services
+    services.queue.start()
+    services.maintenance.start()
+    try:
+        yield
+    finally:
+        services.maintenance.stop()
+        services.queue.stop()
+        if services.redis is not None:
+            services.redis.close()
+        services.engine.dispose()

@@ -1,0 +1,144 @@
+"""Features: dashboards, labels (history, edit, revert, votes) and comments."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from server.deps import AdminUser, CurrentUser, OptionalUser, SessionDep
+from server.routes.params import FeatureIndex, IntId, Layer, NamePath
+from server.schemas import (
+    CommentCreate,
+    CommentPublic,
+    DashboardUpload,
+    FeatureBatchRequest,
+    FeaturePublic,
+    LabelEdit,
+    LabelPublic,
+    LabelRevert,
+    VoteRequest,
+)
+from server.services import comments, features, registry
+
+router = APIRouter(prefix="/api", tags=["features"])
+FEATURE = "/features/{model}/{transcoders}/{layer}/{index}"
+
+
+@router.get(FEATURE)
+def get_feature(
+    model: NamePath,
+    transcoders: NamePath,
+    layer: Layer,
+    index: FeatureIndex,
+    session: SessionDep,
+    dashboard: bool = True,
+) -> FeaturePublic:
+    """A feature's label, auto label and dashboard (null until the features builder made one)."""
+    addr = features.address(session, model, transcoders, layer, index)
+    feature = features.find_feature(session, addr, with_dashboard=dashboard)
+    return features.feature_public(addr, feature, with_dashboard=dashboard)
+
+
+@router.post("/features/{model}/{transcoders}/batch")
+def get_features(
+    model: NamePath, transcoders: NamePath, body: FeatureBatchRequest, session: SessionDep
+) -> list[FeaturePublic]:
+    """Up to 1000 features in one request, in the order asked."""
+    tset = registry.get_transcoder_set(session, registry.get_model(session, model), transcoders)
+    refs = [(f.layer, f.index) for f in body.features]
+    return features.get_features(session, tset, refs, with_dashboards=body.include_dashboards)
+
+
+@router.put(FEATURE + "/dashboard")
+def put_dashboard(
+    model: NamePath,
+    transcoders: NamePath,
+    layer: Layer,
+    index: FeatureIndex,
+    body: DashboardUpload,
+    admin: AdminUser,
+    session: SessionDep,
+) -> FeaturePublic:
+    """Store a feature's dashboard JSON and auto label (administrators; the features builder)."""
+    addr = features.address(session, model, transcoders, layer, index)
+    feature = features.store_dashboard(session, addr, dashboard=body.dashboard, auto_label=body.auto_label)
+    return features.feature_public(addr, feature, with_dashboard=False)
+
+
+@router.get(FEATURE + "/labels", tags=["labels"])
+def label_history(
+    model: NamePath,
+    transcoders: NamePath,
+    layer: Layer,
+    index: FeatureIndex,
+    user: OptionalUser,
+    session: SessionDep,
+) -> list[LabelPublic]:
+    """Every version of the label, newest first, with votes."""
+    addr = features.address(session, model, transcoders, layer, index)
+    return features.label_history(session, addr, user)
+
+
+@router.put(
+    FEATURE + "/label", tags=["labels"], responses={409: {"description": "The label changed meanwhile"}}
+)
+def edit_label(
+    model: NamePath,
+    transcoders: NamePath,
+    layer: Layer,
+    index: FeatureIndex,
+    body: LabelEdit,
+    user: CurrentUser,
+    session: SessionDep,
+) -> FeaturePublic:
+    """Write a new label. `base_version` must be the `label_version` you edited; if someone saved
+    since, the answer is 409 with the current label in `details`, and nothing is overwritten."""
+    addr = features.address(session, model, transcoders, layer, index)
+    feature = features.edit_label(session, addr, user, text=body.text, base_version=body.base_version)
+    return features.feature_public(addr, feature, with_dashboard=False)
+
+
+@router.post(FEATURE + "/label/revert", tags=["labels"])
+def revert_label(
+    model: NamePath,
+    transcoders: NamePath,
+    layer: Layer,
+    index: FeatureIndex,
+    body: LabelRevert,
+    user: CurrentUser,
+    session: SessionDep,
+) -> FeaturePublic:
+    """Make an older version's text current again (as a new version)."""
+    addr = features.address(session, model, transcoders, layer, index)
+    feature = features.revert_label(session, addr, user, version=body.version, base_version=body.base_version)
+    return features.feature_public(addr, feature, with_dashboard=False)
+
+
+@router.post("/labels/{label_id}/vote", status_code=204, tags=["labels"])
+def vote(label_id: IntId, body: VoteRequest, user: CurrentUser, session: SessionDep) -> Response:
+    """Vote a label version up (1) or down (-1), or withdraw the vote (0)."""
+    features.vote(session, label_id, user, value=body.value)
+    return Response(status_code=204)
+
+
+@router.get(FEATURE + "/comments", tags=["comments"])
+def list_feature_comments(
+    model: NamePath, transcoders: NamePath, layer: Layer, index: FeatureIndex, session: SessionDep
+) -> list[CommentPublic]:
+    addr = features.address(session, model, transcoders, layer, index)
+    feature = features.find_feature(session, addr)
+    return [CommentPublic.of(c) for c in comments.list_comments(session, feature=feature)] if feature else []
+
+
+@router.post(FEATURE + "/comments", status_code=201, tags=["comments"])
+def add_feature_comment(
+    model: NamePath,
+    transcoders: NamePath,
+    layer: Layer,
+    index: FeatureIndex,
+    body: CommentCreate,
+    user: CurrentUser,
+    session: SessionDep,
+) -> CommentPublic:
+    addr = features.address(session, model, transcoders, layer, index)
+    feature = features.ensure_feature(session, addr)
+    return CommentPublic.of(comments.add_comment(session, user, body.text, feature=feature))

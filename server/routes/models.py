@@ -1,0 +1,84 @@
+"""The model registry and the tokenization preview."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from server.deps import AdminUser, ServicesDep, SessionDep, client_address
+from server.ratelimit import enforce
+from server.routes.params import NamePath
+from server.schemas import (
+    ModelCreate,
+    ModelPublic,
+    NextToken,
+    TokenizeRequest,
+    TokenizeResponse,
+    TranscoderSetCreate,
+    TranscoderSetPublic,
+)
+from server.services import registry
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+
+
+@router.get("")
+def list_models(session: SessionDep) -> list[ModelPublic]:
+    """Models that can be traced, with their transcoder sets."""
+    return [ModelPublic.of(m) for m in registry.list_models(session)]
+
+
+@router.post("", status_code=201)
+def add_model(body: ModelCreate, admin: AdminUser, session: SessionDep) -> ModelPublic:
+    """Register a model (administrators). `source` is a Glassbox model name, a folder or a hub id."""
+    model = registry.add_model(session, name=body.name, source=body.source, display_name=body.display_name)
+    return ModelPublic.of(model)
+
+
+@router.get("/{name}")
+def get_model(name: NamePath, session: SessionDep) -> ModelPublic:
+    return ModelPublic.of(registry.get_model(session, name))
+
+
+@router.post("/{name}/transcoder-sets", status_code=201)
+def add_transcoder_set(
+    name: NamePath, body: TranscoderSetCreate, admin: AdminUser, session: SessionDep
+) -> TranscoderSetPublic:
+    """Register a transcoder set for a model (administrators)."""
+    model = registry.get_model(session, name)
+    tset = registry.add_transcoder_set(
+        session,
+        model,
+        name=body.name,
+        source=body.source,
+        description=body.description,
+        n_layers=body.n_layers,
+        is_default=body.is_default,
+    )
+    return TranscoderSetPublic.of(tset)
+
+
+@router.post("/{name}/tokenize")
+def tokenize(
+    name: NamePath, body: TokenizeRequest, request: Request, session: SessionDep, services: ServicesDep
+) -> TokenizeResponse:
+    """How the model splits a prompt (BOS included), and its most likely next tokens."""
+    s = services.settings
+    enforce(
+        services.limiter,
+        f"preview:addr:{client_address(request)}",
+        limit=s.preview_rate_limit_per_address,
+        window_s=s.trace_rate_limit_window_s,
+        what="tokenization previews",
+    )
+    model = registry.get_model(session, name)
+    session.close()  # release the connection while the model works
+    top_k = min(body.top_k, s.preview_max_top_k)
+    preview = services.preview.preview(model.source, body.prompt, top_k=top_k)
+    return TokenizeResponse(
+        model=name,
+        token_ids=preview.token_ids,
+        tokens=preview.tokens,
+        n_tokens=len(preview.token_ids),
+        max_tokens=s.max_prompt_tokens,
+        top_next=[NextToken(token=t, prob=p) for t, p in preview.top_next],
+    )

@@ -1,0 +1,427 @@
+"""API schemas (what clients send and get), kept apart from the tables in server/tables.py.
+
+Every input model forbids unknown fields and bounds every number and string, so bad input is
+a 422 with a message, never a database error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from server.services.common import SLUG_PATTERN
+from server.tables import (
+    ApiKey,
+    Comment,
+    GraphRecord,
+    GraphSource,
+    Job,
+    JobStatus,
+    ModelEntry,
+    Subgraph,
+    TranscoderSetEntry,
+    User,
+    Visibility,
+)
+
+MAX_INT = 2**31 - 1
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,40}$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- accounts ------------------------------------------------------------------------------
+
+
+class UserCreate(Input):
+    username: Username = Field(description="3-40 letters, digits, '.', '_' or '-'; case-insensitive.")
+    password: Annotated[Text, Field(min_length=8, max_length=256)]
+
+
+class LoginRequest(Input):
+    username: Annotated[Text, Field(min_length=1, max_length=40)]
+    password: Annotated[Text, Field(min_length=1, max_length=256)]
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    is_admin: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserPublic:
+        return cls(id=user.id, username=user.username, is_admin=user.is_admin, created_at=user.created_at)
+
+
+class SessionInfo(BaseModel):
+    user: UserPublic
+    csrf_token: str = Field(description="Send as the X-CSRF-Token header on writes made with the cookie.")
+
+
+class ApiKeyCreate(Input):
+    name: Annotated[Text, Field(min_length=1, max_length=80)]
+
+
+class ApiKeyPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyPublic:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked=key.revoked_at is not None,
+        )
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself; shown once. Send as `Authorization: Bearer <key>`.")
+
+
+# ---- registry and tokenization -------------------------------------------------------------
+
+
+class ModelCreate(Input):
+    name: Name
+    source: Annotated[Text, Field(min_length=1, max_length=500, description="What load_model is given.")]
+    display_name: Annotated[Text, Field(max_length=200)] | None = None
+
+
+class TranscoderSetCreate(Input):
+    name: Name
+    source: Annotated[Text, Field(min_length=1, max_length=500)]
+    description: Annotated[Text, Field(max_length=5000)] = ""
+    n_layers: Annotated[int, Field(ge=1, le=1000)] | None = None
+    is_default: bool = False
+
+
+class TranscoderSetPublic(BaseModel):
+    name: str
+    description: str
+    n_layers: int | None
+    is_default: bool
+
+    @classmethod
+    def of(cls, tset: TranscoderSetEntry) -> TranscoderSetPublic:
+        return cls(
+            name=tset.name, description=tset.description, n_layers=tset.n_layers, is_default=tset.is_default
+        )
+
+
+class ModelPublic(BaseModel):
+    name: str
+    display_name: str
+    enabled: bool
+    transcoder_sets: list[TranscoderSetPublic]
+
+    @classmethod
+    def of(cls, model: ModelEntry) -> ModelPublic:
+        sets = [TranscoderSetPublic.of(t) for t in model.transcoder_sets]
+        return cls(
+            name=model.name, display_name=model.display_name, enabled=model.enabled, transcoder_sets=sets
+        )
+
+
+class TokenizeRequest(Input):
+    prompt: Annotated[Text, Field(max_length=100_000)]
+    top_k: Annotated[int, Field(ge=0, le=100)] = 10
+
+
+class NextToken(BaseModel):
+    token: str
+    prob: float
+
+
+class TokenizeResponse(BaseModel):
+    model: str
+    token_ids: list[int]
+    tokens: list[str]
+    n_tokens: int
+    max_tokens: int
+    top_next: list[NextToken]
+
+
+# ---- traces and jobs -----------------------------------------------------------------------
+
+
+class TraceParams(Input):
+    """Options of glassbox.trace; defaults follow circuit-tracer's."""
+
+    max_n_logits: Annotated[int, Field(ge=1, le=50)] = 10
+    desired_logit_prob: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+    max_feature_nodes: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 64
+    node_threshold: Fraction = 0.8
+    edge_threshold: Fraction = 0.98
+
+
+class TraceCreate(Input):
+    model: Name
+    transcoders: Name | None = Field(
+        default=None, description="Transcoder set; default: the model's default."
+    )
+    prompt: Annotated[Text, Field(max_length=100_000)]
+    params: TraceParams = Field(default_factory=TraceParams)
+    slug: Slug | None = Field(default=None, description="Slug of the graph; default: made from the prompt.")
+    visibility: Visibility = Visibility.PUBLIC
+
+
+class JobPublic(BaseModel):
+    id: str
+    status: JobStatus
+    progress: float
+    phase: str | None
+    error: str | None
+    attempt: int
+    prompt: str
+    model: str | None
+    transcoders: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    graph_slug: str | None
+    deduplicated: bool = False
+
+    @classmethod
+    def of(cls, job: Job, *, deduplicated: bool = False) -> JobPublic:
+        request: dict[str, Any] = job.request
+        return cls(
+            id=job.id,
+            status=job.status,
+            progress=job.progress,
+            phase=job.phase,
+            error=job.error,
+            attempt=job.attempt,
+            prompt=request.get("prompt", ""),
+            model=request.get("model"),
+            transcoders=request.get("transcoders"),
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            graph_slug=job.graph.slug if job.graph is not None else None,
+            deduplicated=deduplicated,
+        )
+
+
+# ---- graphs --------------------------------------------------------------------------------
+
+
+class GraphPublic(BaseModel):
+    slug: str
+    prompt: str
+    tokens: list[str]
+    scan: str
+    model: str | None
+    transcoders: str | None
+    owner: str | None
+    visibility: Visibility
+    source: GraphSource
+    node_count: int
+    link_count: int
+    size_bytes: int
+    replacement_score: float | None
+    completeness_score: float | None
+    parameters: dict[str, Any]
+    created_at: datetime
+    data_url: str
+
+    @classmethod
+    def of(cls, g: GraphRecord) -> GraphPublic:
+        return cls(
+            slug=g.slug,
+            prompt=g.prompt,
+            tokens=g.tokens,
+            scan=g.scan,
+            model=g.model.name if g.model else None,
+            transcoders=g.transcoder_set.name if g.transcoder_set else None,
+            owner=g.owner.username if g.owner else None,
+            visibility=g.visibility,
+            source=g.source,
+            node_count=g.node_count,
+            link_count=g.link_count,
+            size_bytes=g.size_bytes,
+            replacement_score=g.replacement_score,
+            completeness_score=g.completeness_score,
+            parameters=g.parameters,
+            created_at=g.created_at,
+            data_url=f"/api/graphs/{g.slug}/data",
+        )
+
+
+class GraphPage(BaseModel):
+    items: list[GraphPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class GraphUpdate(Input):
+    visibility: Visibility
+
+
+# ---- features and labels -------------------------------------------------------------------
+
+
+class FeatureRef(Input):
+    layer: Annotated[int, Field(ge=0, le=10_000)]
+    index: Annotated[int, Field(ge=0, le=MAX_INT)]
+
+
+class FeatureBatchRequest(Input):
+    features: Annotated[list[FeatureRef], Field(min_length=1, max_length=1000)]
+    include_dashboards: bool = True
+
+
+class FeaturePublic(BaseModel):
+    model: str
+    transcoders: str
+    layer: int
+    index: int
+    auto_label: str | None
+    label: str | None
+    label_version: int
+    dashboard: dict[str, Any] | None = None
+
+
+class DashboardUpload(Input):
+    dashboard: dict[str, Any]
+    auto_label: Annotated[Text, Field(max_length=2000)] | None = None
+
+
+class LabelEdit(Input):
+    text: Annotated[Text, Field(min_length=1, max_length=2000)]
+    base_version: Annotated[int, Field(ge=0, le=MAX_INT, description="label_version you edited.")]
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the label is empty")
+        return value.strip()
+
+
+class LabelRevert(Input):
+    version: Annotated[int, Field(ge=1, le=MAX_INT, description="The version whose text comes back.")]
+    base_version: Annotated[int, Field(ge=0, le=MAX_INT)]
+
+
+class LabelPublic(BaseModel):
+    id: int
+    version: int
+    text: str
+    author: str | None
+    created_at: datetime
+    reverted_from: int | None
+    score: int
+    my_vote: int
+
+
+class VoteRequest(Input):
+    value: Literal[-1, 0, 1]
+
+
+# ---- comments and subgraphs ----------------------------------------------------------------
+
+
+class CommentCreate(Input):
+    text: Annotated[Text, Field(min_length=1, max_length=5000)]
+
+
+class CommentPublic(BaseModel):
+    id: int
+    author: str | None
+    text: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, c: Comment) -> CommentPublic:
+        author = c.author.username if c.author else None
+        return cls(id=c.id, author=author, text=c.text, created_at=c.created_at)
+
+
+NodeId = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+
+
+class SubgraphFields(Input):
+    title: Annotated[Text, Field(max_length=200)] = ""
+    pinned_ids: Annotated[list[NodeId], Field(max_length=10_000)] = []
+    supernodes: Annotated[list[Annotated[list[NodeId], Field(min_length=2)]], Field(max_length=1000)] = Field(
+        default=[], description="[[label, node_id, ...], ...] as in Neuronpedia share URLs."
+    )
+    label_overrides: Annotated[
+        dict[NodeId, Annotated[Text, Field(max_length=2000)]], Field(max_length=10_000)
+    ] = {}
+    pruning_threshold: Fraction | None = None
+    density_threshold: Fraction | None = None
+    visibility: Visibility = Visibility.PUBLIC
+
+
+class SubgraphUpdate(Input):
+    title: Annotated[Text, Field(max_length=200)] | None = None
+    pinned_ids: Annotated[list[NodeId], Field(max_length=10_000)] | None = None
+    supernodes: (
+        Annotated[list[Annotated[list[NodeId], Field(min_length=2)]], Field(max_length=1000)] | None
+    ) = None
+    label_overrides: (
+        Annotated[dict[NodeId, Annotated[Text, Field(max_length=2000)]], Field(max_length=10_000)] | None
+    ) = None
+    pruning_threshold: Fraction | None = None
+    density_threshold: Fraction | None = None
+    visibility: Visibility | None = None
+
+
+class SubgraphPublic(BaseModel):
+    slug: str
+    graph_slug: str
+    title: str
+    pinned_ids: list[str]
+    supernodes: list[list[str]]
+    label_overrides: dict[str, str]
+    pruning_threshold: float | None
+    density_threshold: float | None
+    visibility: Visibility
+    owner: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, s: Subgraph) -> SubgraphPublic:
+        return cls(
+            slug=s.slug,
+            graph_slug=s.graph.slug,
+            title=s.title,
+            pinned_ids=s.pinned_ids,
+            supernodes=s.supernodes,
+            label_overrides=s.label_overrides,
+            pruning_threshold=s.pruning_threshold,
+            density_threshold=s.density_threshold,
+            visibility=s.visibility,
+            owner=s.owner.username if s.owner else None,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )

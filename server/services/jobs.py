@@ -1,0 +1,194 @@
+"""Trace jobs from the API's side: create (with deduplication), read, cancel, retry.
+
+The row is committed before the id goes to the queue, so an accepted request survives a
+Redis outage: if the enqueue fails, the maintenance loop enqueues it later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.errors import Conflict, NotFound, Unprocessable
+from server.schemas import TraceCreate
+from server.services import registry
+from server.services.common import is_owner_or_admin, new_slug
+from server.services.graphs import slug_taken
+from server.services.preview import PreviewService
+from server.tables import Job, JobStatus, User, utcnow
+from worker.queue import JobQueue
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    deduplicated: bool
+
+
+def request_key(*, owner_id: int, model_id: int, transcoder_set_id: int, prompt: str, params: dict) -> str:
+    """Identical requests (same user, model, transcoders, prompt and options) share one key."""
+    canonical = json.dumps(
+        {"o": owner_id, "m": model_id, "t": transcoder_set_id, "p": prompt, "q": params},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_trace(
+    session: Session,
+    queue: JobQueue,
+    preview: PreviewService,
+    user: User,
+    request: TraceCreate,
+    *,
+    max_feature_nodes_limit: int,
+) -> Submitted:
+    """Accept a trace request: validate, deduplicate, store, enqueue."""
+    model = registry.get_model(session, request.model, error=Unprocessable)
+    tset = registry.get_transcoder_set(session, model, request.transcoders, error=Unprocessable)
+    params = request.params.model_dump()
+    if params["max_feature_nodes"] is not None and params["max_feature_nodes"] > max_feature_nodes_limit:
+        raise Unprocessable(f"params.max_feature_nodes may be at most {max_feature_nodes_limit}")
+    preview.check_prompt(model.source, request.prompt)
+    key = request_key(
+        owner_id=user.id, model_id=model.id, transcoder_set_id=tset.id, prompt=request.prompt, params=params
+    )
+    existing = find_duplicate(session, key)
+    if existing is not None:
+        return Submitted(existing, True)
+    if request.slug is not None and (
+        slug_taken(session, request.slug) or _slug_reserved(session, request.slug)
+    ):
+        raise Conflict(f"the slug {request.slug!r} is taken")
+    job = Job(
+        id=uuid.uuid4().hex,
+        status=JobStatus.QUEUED,
+        request_key=key,
+        request={
+            "prompt": request.prompt,
+            "params": params,
+            "model": model.name,
+            "transcoders": tset.name,
+            "slug": request.slug or new_slug(model.name, request.prompt[:40]),
+            "visibility": request.visibility.value,
+        },
+        model_id=model.id,
+        transcoder_set_id=tset.id,
+        owner_id=user.id,
+        attempt=1,
+    )
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # an identical request won the race for the active-key index
+        session.rollback()
+        existing = find_duplicate(session, key)
+        if existing is None:
+            raise
+        return Submitted(existing, True)
+    _enqueue(queue, job)
+    return Submitted(job, False)
+
+
+def find_duplicate(session: Session, key: str) -> Job | None:
+    """An active job with this key, else a finished one whose graph still exists."""
+    active = session.scalar(select(Job).where(Job.request_key == key, Job.status.in_(ACTIVE)))
+    if active is not None:
+        return active
+    return session.scalar(
+        select(Job)
+        .where(Job.request_key == key, Job.status == JobStatus.DONE, Job.graph_id.is_not(None))
+        .order_by(Job.finished_at.desc())
+        .limit(1)
+    )
+
+
+def _slug_reserved(session: Session, slug: str) -> bool:
+    active = session.scalars(select(Job.request).where(Job.status.in_(ACTIVE))).all()
+    return any(r.get("slug") == slug for r in active)
+
+
+def _enqueue(queue: JobQueue, job: Job) -> None:
+    try:
+        queue.enqueue(job.id, job.attempt)
+    except Exception:
+        log.warning("could not enqueue job %s now; maintenance will retry", job.id, exc_info=True)
+
+
+def get_job(session: Session, job_id: str, user: User | None) -> Job:
+    """A job, visible to its owner and administrators only."""
+    job = session.get(Job, job_id)
+    if job is None or not is_owner_or_admin(job.owner_id, user):
+        raise NotFound(f"job {job_id!r} not found")
+    return job
+
+
+def list_jobs(
+    session: Session, user: User, *, status: JobStatus | None, limit: int, offset: int
+) -> list[Job]:
+    stmt = select(Job).where(Job.owner_id == user.id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    return list(session.scalars(stmt.order_by(Job.created_at.desc()).limit(limit).offset(offset)))
+
+
+def cancel_job(session: Session, queue: JobQueue, job_id: str, user: User) -> Job:
+    job = get_job(session, job_id, user)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_(ACTIVE))
+        .values(status=JobStatus.CANCELLED, error="cancelled by the user", finished_at=utcnow())
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(job)
+        raise Conflict(f"job {job.id} is {job.status.value}; only queued or running jobs can be cancelled")
+    session.refresh(job)
+    queue.cancel(job.id, job.attempt)
+    return job
+
+
+def retry_job(session: Session, queue: JobQueue, job_id: str, user: User) -> Job:
+    """Run a failed or cancelled job again (same id, next attempt)."""
+    job = get_job(session, job_id, user)
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(f"job {job.id} is {job.status.value}; only failed or cancelled jobs can be retried")
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_((JobStatus.FAILED, JobStatus.CANCELLED)))
+        .values(
+            status=JobStatus.QUEUED,
+            attempt=Job.attempt + 1,
+            error=None,
+            progress=0.0,
+            phase=None,
+            worker_name=None,
+            started_at=None,
+            heartbeat_at=None,
+            finished_at=None,
+            duration_s=None,
+            enqueued_at=utcnow(),
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict("an identical request is already queued or running") from exc
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"job {job.id} changed meanwhile; reload it")
+    session.refresh(job)
+    _enqueue(queue, job)
+    return job

@@ -1,0 +1,73 @@
+"""Saved subgraphs: a graph plus viewer state, shared by their own slug."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.errors import NotFound, Unprocessable
+from server.services.common import check_can_edit, check_visible, new_slug
+from server.tables import GraphRecord, Subgraph, User, utcnow
+
+NOT_NULL = ("title", "pinned_ids", "supernodes", "label_overrides", "visibility")
+
+
+def create_subgraph(session: Session, graph: GraphRecord, user: User, fields: dict[str, Any]) -> Subgraph:
+    subgraph = Subgraph(slug=_free_slug(session, graph.slug), graph_id=graph.id, owner_id=user.id, **fields)
+    session.add(subgraph)
+    session.commit()
+    session.refresh(subgraph)
+    return subgraph
+
+
+def _free_slug(session: Session, graph_slug: str) -> str:
+    while True:
+        slug = new_slug(graph_slug[:60], "view")
+        if session.scalar(select(Subgraph.id).where(Subgraph.slug == slug)) is None:
+            return slug
+
+
+def get_subgraph(session: Session, slug: str, user: User | None) -> Subgraph:
+    subgraph = session.scalar(select(Subgraph).where(Subgraph.slug == slug))
+    if subgraph is None:
+        raise NotFound(f"subgraph {slug!r} not found")
+    check_visible(subgraph.visibility, subgraph.owner_id, user, f"subgraph {slug!r}")
+    graph = subgraph.graph
+    check_visible(graph.visibility, graph.owner_id, user, f"subgraph {slug!r}")
+    return subgraph
+
+
+def list_subgraphs(session: Session, graph: GraphRecord, user: User | None) -> list[Subgraph]:
+    rows = session.scalars(
+        select(Subgraph).where(Subgraph.graph_id == graph.id).order_by(Subgraph.created_at)
+    )
+    visible = []
+    for row in rows:
+        try:
+            check_visible(row.visibility, row.owner_id, user, "subgraph")
+        except NotFound:
+            continue
+        visible.append(row)
+    return visible
+
+
+def update_subgraph(session: Session, slug: str, user: User, changes: dict[str, Any]) -> Subgraph:
+    cleared = [k for k in NOT_NULL if k in changes and changes[k] is None]
+    if cleared:
+        raise Unprocessable(f"{', '.join(cleared)} cannot be null")
+    subgraph = get_subgraph(session, slug, user)
+    check_can_edit(subgraph.owner_id, user, "subgraph")
+    for key, value in changes.items():
+        setattr(subgraph, key, value)
+    subgraph.updated_at = utcnow()
+    session.commit()
+    return subgraph
+
+
+def delete_subgraph(session: Session, slug: str, user: User) -> None:
+    subgraph = get_subgraph(session, slug, user)
+    check_can_edit(subgraph.owner_id, user, "subgraph")
+    session.delete(subgraph)
+    session.commit()

@@ -1,0 +1,76 @@
+"""What a worker runs for a trace job, behind one small interface so tests can swap it.
+
+`Tracer` is any callable `(spec, progress) -> TraceOutput`. `EngineTracer` is the real one: it
+takes the model and transcoders from a `ModelCache` (loaded once per worker) and calls
+`glassbox.trace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from worker.cache import ModelCache
+
+ProgressFn = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    """Everything a trace needs, resolved from the job row when the job starts."""
+
+    prompt: str
+    model_name: str
+    model_source: str
+    transcoders_name: str
+    transcoders_source: str
+    slug: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TraceOutput:
+    graph_json: dict[str, Any]
+    replacement_score: float | None = None
+    completeness_score: float | None = None
+
+
+class Tracer(Protocol):
+    def __call__(self, spec: TraceSpec, progress: ProgressFn) -> TraceOutput: ...
+
+
+class EngineTracer:
+    """The production tracer: cached model and transcoders, then `glassbox.trace`."""
+
+    def __init__(self, cache: ModelCache):
+        self.cache = cache
+
+    def __call__(self, spec: TraceSpec, progress: ProgressFn) -> TraceOutput:
+        import glassbox
+
+        progress("loading model", 0.0)
+        model = self.cache.model(spec.model_source)
+        transcoders = self.cache.transcoders(spec.transcoders_source)
+        result = glassbox.trace(
+            spec.prompt, model=model, transcoders=transcoders, progress=progress, **spec.params
+        )
+        replacement, completeness = scores_of(result)
+        return TraceOutput(result.to_json(slug=spec.slug, scan=spec.model_name), replacement, completeness)
+
+
+def scores_of(result: Any) -> tuple[float | None, float | None]:
+    """(replacement, completeness) from a TraceResult's `.scores`, whatever its shape."""
+    scores = getattr(result, "scores", None)
+    if scores is None:
+        return None, None
+    if isinstance(scores, dict):
+        return _float(scores.get("replacement")), _float(scores.get("completeness"))
+    if hasattr(scores, "replacement"):
+        return _float(scores.replacement), _float(getattr(scores, "completeness", None))
+    replacement, completeness = scores
+    return _float(replacement), _float(completeness)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
