@@ -98,9 +98,11 @@ def table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r.get('n_tokens', r.get('prompt'))} | {r['dtype']} | {r.get('max_feature_nodes')} | error: {r['error']} |")
+            what = r.get("n_tokens", r.get("prompt"))
+            lines.append(f"| {what} | {r['dtype']} | {r.get('max_feature_nodes')} | error: {r['error']} |")
             continue
-        lines.append("| " + " | ".join(str(r.get(c, "")) if r.get(c) is not None else "all" for c in cols) + " |")
+        cells = [str(r[c]) if r.get(c) is not None else "all" for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

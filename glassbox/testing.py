@@ -40,8 +40,7 @@ def tiny_tokenizer():
 
 def tiny_config(family: str, vocab_size: int):
     """A 2-layer config with GQA, and each family's quirks switched on."""
-    from transformers import (Gemma2Config, Gemma3TextConfig, LlamaConfig, Qwen2Config,
-                              Qwen3Config)
+    from transformers import Gemma2Config, Gemma3TextConfig, LlamaConfig, Qwen2Config, Qwen3Config
 
     common = dict(vocab_size=vocab_size, hidden_size=16, intermediate_size=32,
                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
@@ -79,7 +78,8 @@ def make_tiny_hf_model(family: str = "llama", *, seed: int = 0, dtype: torch.dty
     return hf.to(dtype).eval(), tok
 
 
-def make_tiny_model(family: str = "llama", *, seed: int = 0, dtype: torch.dtype = torch.float32) -> LoadedModel:
+def make_tiny_model(family: str = "llama", *, seed: int = 0,
+                    dtype: torch.dtype = torch.float32) -> LoadedModel:
     hf, tok = make_tiny_hf_model(family, seed=seed, dtype=dtype)
     return LoadedModel(hf, tok, name=f"tiny-{family}")
 
@@ -122,7 +122,8 @@ def make_random_transcoders(
             b_enc=rnd(d_transcoder, scale=0.2),
             W_dec=DenseRows(rnd(*dec_shape, scale=0.3)),
             b_dec=rnd(d, scale=0.1),
-            threshold=(torch.rand(d_transcoder, generator=gen) * 0.3).to(dtype) if activation == "jumprelu" else None,
+            threshold=(torch.rand(d_transcoder, generator=gen) * 0.3).to(dtype)
+            if activation == "jumprelu" else None,
             skip=rnd(d, d, scale=0.1) if skip else None,
         ))
     return TranscoderSet(layers, kind=kind, activation=activation, k=k if activation == "topk" else None,

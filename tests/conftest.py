@@ -34,3 +34,10 @@ def reference_transcoders(reference_transcoders_dir):
     from glassbox.transcoders import load_transcoders
 
     return load_transcoders(reference_transcoders_dir)
+
+
+@pytest.fixture(scope="session")
+def graph_schema() -> dict:
+    import json
+
+    return json.loads((SHARED / "formats" / "graph-schema.json").read_text())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from oracle import graph_targets, oracle_max_error
 
 from glassbox.attribution import AttributionContext, attribute, logit_difference
 from glassbox.attribution.targets import CustomTarget, resolve_targets
 from glassbox.errors import GlassboxError
 from glassbox.testing import FAMILIES, make_random_transcoders, make_tiny_model
-from oracle import graph_targets, oracle_max_error
 
 PROMPT = "Fact : Michael Jordan plays the sport of"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -14,8 +13,6 @@ from glassbox.cli import app
 from glassbox.graph import Graph
 from glassbox.testing import make_random_transcoders_dir, make_tiny_model_dir
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "shared/formats/graph-schema.json").read_text())
-
 
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
@@ -25,7 +22,7 @@ def tiny_dirs(tmp_path_factory):
     return model, tcs
 
 
-def test_trace_command_writes_valid_json_and_summary(tiny_dirs, tmp_path):
+def test_trace_command_writes_valid_json_and_summary(tiny_dirs, tmp_path, graph_schema):
     model, tcs = tiny_dirs
     out = tmp_path / "g.json"
     res = CliRunner().invoke(app, ["trace", "Fact : Michael Jordan plays the sport of", "-m", str(model),
@@ -34,7 +31,7 @@ def test_trace_command_writes_valid_json_and_summary(tiny_dirs, tmp_path):
     assert res.exit_code == 0, res.output
     assert "40 selected" in res.output and "replacement" in res.output and "completeness" in res.output
     data = json.loads(out.read_text())
-    jsonschema.validate(data, SCHEMA)
+    jsonschema.validate(data, graph_schema)
     graph = Graph.load(tmp_path / "g.pt")
     assert graph.n_selected == 40
     assert data["metadata"]["prompt"] == "Fact : Michael Jordan plays the sport of"
@@ -63,10 +60,10 @@ def test_trace_command_bad_input_is_one_clear_line(tiny_dirs, tmp_path, args, me
     assert "Traceback" not in res.output
 
 
-def test_python_short_api(tiny_dirs):
+def test_python_short_api(tiny_dirs, graph_schema):
     model, tcs = tiny_dirs
     result = glassbox.trace("Fact : Michael Jordan", model=str(model), transcoders=str(tcs))
     data = result.to_json(slug="jordan")
-    jsonschema.validate(data, SCHEMA)
+    jsonschema.validate(data, graph_schema)
     assert data["metadata"]["slug"] == "jordan"
     assert 0 <= result.scores["replacement"] <= 1

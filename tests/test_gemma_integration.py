@@ -8,10 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 import torch
+from oracle import oracle_max_error
 
 from glassbox.attribution import AttributionContext
 from glassbox.tracing import trace
-from oracle import oracle_max_error
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -43,10 +43,9 @@ def test_real_edges_equal_interventions(jordan, gemma_model, reference_transcode
     assert worst < 2e-4 * scale, (worst, scale)
 
 
-def test_scores_are_reported_and_json_is_valid(jordan, tmp_path):
-    schema = json.loads((Path(__file__).resolve().parents[2] / "shared/formats/graph-schema.json").read_text())
+def test_scores_are_reported_and_json_is_valid(jordan, graph_schema):
     data = jordan.to_json()
-    jsonschema.validate(data, schema)
+    jsonschema.validate(data, graph_schema)
     assert 0 < jordan.replacement_score <= 1 and 0 < jordan.completeness_score <= 1
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "gemma_jordan_scores.json").write_text(json.dumps(jordan.scores, indent=1))

@@ -10,10 +10,10 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from glassbox.errors import TranscoderError
-from glassbox.transcoders import load_transcoders, save_transcoders
-from glassbox.transcoders import io as tio
-from glassbox.transcoders.lazy import LazyRows
 from glassbox.testing import make_random_transcoders, make_tiny_model
+from glassbox.transcoders import io as tio
+from glassbox.transcoders import load_transcoders, save_transcoders
+from glassbox.transcoders.lazy import LazyRows
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,8 @@ def test_not_a_folder_nor_a_repo(tmp_path):
 
 def test_hf_uri_parsing():
     uri = tio.parse_hf_uri("hf://mntss/gemma-scope-transcoders/layer_0.safetensors?revision=abc")
-    assert (uri.repo_id, uri.path, uri.revision) == ("mntss/gemma-scope-transcoders", "layer_0.safetensors", "abc")
+    assert (uri.repo_id, uri.path, uri.revision) == (
+        "mntss/gemma-scope-transcoders", "layer_0.safetensors", "abc")
     with pytest.raises(TranscoderError):
         tio.parse_hf_uri("https://example.org/x")
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from glassbox.attribution.context import AttributionContext
-from glassbox.attribution.targets import TargetSpec, Targets, resolve_targets
+from glassbox.attribution.targets import Targets, TargetSpec, resolve_targets
 from glassbox.errors import GlassboxError
 from glassbox.graph.graph import Graph
 from glassbox.models.loaded import LoadedModel
@@ -63,7 +63,8 @@ def attribute(
     tg = resolve_targets(model, ctx.logits, targets, max_n_logits=max_n_logits,
                          desired_logit_prob=desired_logit_prob)
     t_ctx = time.perf_counter()
-    log.info("%d tokens, %d active features, %d logit targets", ctx.n_pos, ctx.n_active, len(tg.logit_targets))
+    log.info("%d tokens, %d active features, %d logit targets",
+             ctx.n_pos, ctx.n_active, len(tg.logit_targets))
 
     logit_rows = _logit_rows(ctx, tg, batch_size)
     n_visit = ctx.n_active if max_feature_nodes is None else min(max_feature_nodes, ctx.n_active)

@@ -224,7 +224,8 @@ def _load_clt_layers(src, listing, config, device, dtype, lazy) -> list[LayerWei
     enc_names = _numbered(listing, "W_enc_{i}.safetensors", src.spec)
     dec_names = _numbered(listing, "W_dec_{i}.safetensors", src.spec)
     if len(enc_names) != len(dec_names):
-        raise TranscoderError(f"{src.spec}: {len(enc_names)} encoder files but {len(dec_names)} decoder files")
+        raise TranscoderError(
+            f"{src.spec}: {len(enc_names)} encoder files but {len(dec_names)} decoder files")
     layers = []
     for i, (enc, dec) in enumerate(zip(enc_names, dec_names, strict=True)):
         t = _tensors(src.get(enc), [f"W_enc_{i}", f"b_enc_{i}", f"b_dec_{i}"],
