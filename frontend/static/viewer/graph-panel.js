@@ -1,0 +1,300 @@
+// The main graph: two stacked canvases (a base picture of every visible edge and node, and an
+// overlay for hover, selection, pins and search hits), a hover tooltip, zoom and pan, and
+// keyboard navigation between nodes. Canvas keeps 50k edges cheap; the base is only redrawn
+// when the visible set, the size, the zoom or the theme changes.
+import d3 from "./d3.js";
+import { el, replace } from "./dom.js";
+import { drawBase, drawOverlay, screenRadius, sx, sy } from "./draw.js";
+import { computeVisible, masksDiffer } from "./filters.js";
+import { layerName } from "./format.js";
+import { labelOf } from "./graph-model.js";
+import { buildHitGrid, nearestNode } from "./hit-grid.js";
+import { computeLayout } from "./layout.js";
+import { readPalette } from "./theme.js";
+import { renderTooltip } from "./tooltip.js";
+
+const VISIBILITY_KEYS = [
+  "pruningThreshold", "densityThreshold", "hideErrors", "pinnedIds", "supernodes", "clickedId", "densities",
+];
+const OVERLAY_KEYS = ["hoveredId", "clickedId", "pinnedIds", "supernodes", "grouping", "focusedId", "searchMatches"];
+
+let panelCount = 0;
+
+function describe(model, visible) {
+  const shown = visible.reduce((a, b) => a + b, 0);
+  const logits = model.nodes.filter((n) => n.kind === "logit").sort((a, b) => (b.prob ?? 0) - (a.prob ?? 0));
+  const top = logits.slice(0, 3).map((n) => `"${n.token}" ${n.prob === null ? "" : `${(n.prob * 100).toFixed(1)}%`}`);
+  return `Attribution graph: ${shown} of ${model.nodes.length} nodes shown, ${model.edges.count} edges. `
+    + `Top outputs: ${top.join(", ") || "none"}. Arrow keys move between nodes, Enter selects, ? lists shortcuts.`;
+}
+
+export function createGraphPanel({ store, model, actions, root, announce }) {
+  panelCount += 1;
+  const summaryId = `gbv-graph-summary-${panelCount}`;
+  const base = el("canvas", { class: "gbv-canvas", "aria-hidden": "true" });
+  const overlay = el("canvas", {
+    class: "gbv-canvas gbv-canvas-top", tabIndex: 0, role: "application",
+    "aria-roledescription": "attribution graph", "aria-label": "Attribution graph", "aria-describedby": summaryId,
+  });
+  const tooltip = el("div", { class: "gbv-tooltip", role: "tooltip", hidden: true });
+  const summary = el("p", { class: "gbv-sr-only", id: summaryId });
+  const element = el("section", { class: "gbv-graph", "aria-label": "Graph" }, base, overlay, tooltip, summary);
+
+  let width = 0;
+  let height = 0;
+  let dpr = 1;
+  let visible = computeVisible(model, store.snapshot());
+  let layout = null;
+  let grid = null;
+  let rows = null; // visible node indices per row, sorted by x (keyboard navigation)
+  let transform = d3.zoomIdentity;
+  let palette = null;
+  let frame = 0;
+  let baseDirty = true;
+  let pointer = null; // last pointer position inside the panel, for the tooltip
+  const timings = { layoutMs: 0, baseMs: 0, overlayMs: 0, lastHover: null };
+
+  const scene = () => ({ model, layout, visible, palette, transform, width, height });
+  const indexOf = (id) => (id === null || id === undefined ? -1 : model.idToIndex.get(id) ?? -1);
+
+  function relayout() {
+    const t0 = performance.now();
+    layout = computeLayout(model, visible, width, height);
+    grid = buildHitGrid(layout, visible);
+    rows = null;
+    timings.layoutMs = performance.now() - t0;
+    summary.textContent = describe(model, visible);
+    schedule(true);
+  }
+
+  function resize() {
+    const rect = element.getBoundingClientRect();
+    const w = Math.max(100, Math.floor(rect.width));
+    const h = Math.max(100, Math.floor(rect.height));
+    const ratio = Math.min(2, globalThis.devicePixelRatio || 1);
+    if (w === width && h === height && ratio === dpr && layout) return;
+    [width, height, dpr] = [w, h, ratio];
+    for (const canvas of [base, overlay]) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+      canvas.style.width = `${w}px`;
+      canvas.style.height = `${h}px`;
+    }
+    zoom.extent([[0, 0], [w, h]]).translateExtent([[0, 0], [w, h]]);
+    relayout();
+  }
+
+  function marks() {
+    const state = store.snapshot();
+    const members = state.supernodes.flatMap(([, ...ids]) => ids).map(indexOf);
+    return {
+      clicked: indexOf(state.clickedId),
+      hovered: indexOf(state.hoveredId),
+      focused: indexOf(state.focusedId),
+      pinned: state.pinnedIds.map(indexOf),
+      members,
+      grouping: state.grouping.map(indexOf),
+      matches: state.searchMatches.map(indexOf),
+    };
+  }
+
+  function paint() {
+    frame = 0;
+    if (!layout || !palette) return;
+    const current = scene();
+    if (baseDirty) {
+      const t0 = performance.now();
+      const ctx = base.getContext("2d");
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      drawBase(ctx, current, { dim: store.get("clickedId") !== null });
+      baseDirty = false;
+      timings.baseMs = performance.now() - t0;
+    }
+    const t1 = performance.now();
+    const ctx = overlay.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    drawOverlay(ctx, current, marks());
+    const done = performance.now();
+    timings.overlayMs = done - t1;
+    if (timings.lastHover && timings.lastHover.painted === null) timings.lastHover.painted = done;
+  }
+
+  function schedule(full) {
+    baseDirty = baseDirty || full;
+    if (!frame) frame = requestAnimationFrame(paint);
+  }
+
+  function toWorld(event) {
+    const rect = overlay.getBoundingClientRect();
+    const px = event.clientX - rect.left;
+    const py = event.clientY - rect.top;
+    return { px, py, x: (px - transform.x) / transform.k, y: (py - transform.y) / transform.k };
+  }
+
+  function hit(event) {
+    if (!grid) return -1;
+    const point = toWorld(event);
+    return nearestNode(grid, point.x, point.y, (screenRadius(scene()) + 5) / transform.k);
+  }
+
+  function showTooltip() {
+    const state = store.snapshot();
+    const id = state.hoveredId ?? state.focusedId;
+    const index = indexOf(id);
+    if (index < 0 || !visible[index]) {
+      tooltip.hidden = true;
+      return;
+    }
+    const node = model.nodes[index];
+    replace(tooltip, renderTooltip(model, node, labelOf(model, state, index)));
+    const at = state.hoveredId && pointer ? pointer : { px: sx(scene(), index), py: sy(scene(), index) };
+    tooltip.style.left = at.px > width - 300 ? "" : `${at.px + 14}px`;
+    tooltip.style.right = at.px > width - 300 ? `${width - at.px + 14}px` : "";
+    tooltip.style.top = at.py > height - 170 ? "" : `${at.py + 14}px`;
+    tooltip.style.bottom = at.py > height - 170 ? `${height - at.py + 14}px` : "";
+    tooltip.hidden = false;
+    if (timings.lastHover && timings.lastHover.tooltip === null) timings.lastHover.tooltip = performance.now();
+  }
+
+  function onPointerMove(event) {
+    const start = performance.now();
+    const index = hit(event);
+    const point = toWorld(event);
+    pointer = { px: point.px, py: point.py };
+    const id = index >= 0 ? model.nodes[index].id : null;
+    overlay.style.cursor = index >= 0 ? "pointer" : "";
+    if (id !== store.get("hoveredId")) {
+      timings.lastHover = { start, id, tooltip: null, painted: null };
+      store.set({ hoveredId: id });
+    }
+  }
+
+  function activate(index, event) {
+    const id = model.nodes[index].id;
+    if (event.ctrlKey || event.metaKey) actions.togglePin(id);
+    else if (store.get("groupingActive")) actions.toggleGrouping(id);
+    else actions.clickNode(id);
+  }
+
+  function onClick(event) {
+    const index = hit(event);
+    if (index >= 0) activate(index, event);
+    else if (!store.get("groupingActive") && !event.ctrlKey && !event.metaKey) actions.selectNode(null);
+  }
+
+  function rowsByX() {
+    if (rows) return rows;
+    rows = Array.from({ length: model.nRows }, () => []);
+    for (const node of model.nodes) if (visible[node.index]) rows[node.row].push(node.index);
+    for (const row of rows) row.sort((a, b) => layout.x[a] - layout.x[b]);
+    return rows;
+  }
+
+  function firstFocus() {
+    const logits = model.nodes.filter((n) => n.kind === "logit" && visible[n.index]);
+    logits.sort((a, b) => (b.prob ?? 0) - (a.prob ?? 0));
+    return logits[0]?.index ?? model.nodes.findIndex((n) => visible[n.index]);
+  }
+
+  function step(index, key) {
+    const byRow = rowsByX();
+    const node = model.nodes[index];
+    const row = byRow[node.row];
+    const at = row.indexOf(index);
+    if (key === "ArrowLeft") return row[Math.max(0, at - 1)];
+    if (key === "ArrowRight") return row[Math.min(row.length - 1, at + 1)];
+    const dir = key === "ArrowUp" ? 1 : -1;
+    for (let r = node.row + dir; r >= 0 && r < byRow.length; r += dir) {
+      if (!byRow[r].length) continue;
+      let best = byRow[r][0];
+      for (const candidate of byRow[r]) {
+        if (Math.abs(layout.x[candidate] - layout.x[index]) < Math.abs(layout.x[best] - layout.x[index])) best = candidate;
+      }
+      return best;
+    }
+    return index;
+  }
+
+  function focusNode(index) {
+    if (index < 0) return;
+    const node = model.nodes[index];
+    store.set({ focusedId: node.id });
+    announce(`${labelOf(model, store.snapshot(), index)}. ${layerName(model, node)}, position ${node.ctx}.`);
+  }
+
+  function onKeyDown(event) {
+    const arrows = ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"];
+    const focused = indexOf(store.get("focusedId"));
+    if (arrows.includes(event.key)) {
+      event.preventDefault();
+      const current = focused >= 0 && visible[focused] ? focused : -1;
+      focusNode(current < 0 ? firstFocus() : step(current, event.key));
+    } else if ((event.key === "Enter" || event.key === " ") && focused >= 0) {
+      event.preventDefault();
+      activate(focused, event);
+    }
+  }
+
+  function recomputeVisible() {
+    const next = computeVisible(model, store.snapshot());
+    if (!masksDiffer(next, visible)) return;
+    visible = next;
+    relayout();
+    showTooltip();
+  }
+
+  const zoom = d3.zoom().scaleExtent([1, 40]).on("zoom", (event) => {
+    transform = event.transform;
+    schedule(true);
+    showTooltip();
+  });
+  d3.select(overlay).call(zoom).on("dblclick.zoom", null);
+  overlay.addEventListener("pointermove", onPointerMove);
+  overlay.addEventListener("pointerleave", () => store.set({ hoveredId: null }));
+  overlay.addEventListener("click", onClick);
+  overlay.addEventListener("keydown", onKeyDown);
+  overlay.addEventListener("blur", () => store.set({ focusedId: null }));
+
+  const unsubscribe = [
+    store.on(VISIBILITY_KEYS, recomputeVisible),
+    store.on(["clickedId"], () => schedule(true)),
+    store.on(OVERLAY_KEYS, () => schedule(false)),
+    store.on(["hoveredId", "focusedId", "clerps", "serverLabels"], showTooltip),
+    store.on(["theme"], () => {
+      palette = readPalette(root);
+      schedule(true);
+    }),
+  ];
+  const observer = new ResizeObserver(() => resize());
+
+  return {
+    element,
+    /** Size the canvases and paint synchronously; call once the element is in the document. */
+    start() {
+      palette = readPalette(root);
+      resize();
+      paint();
+      observer.observe(element);
+    },
+    paintNow: paint,
+    scene,
+    marks,
+    timings,
+    focus: () => overlay.focus(),
+    zoomBy: (factor) => zoom.scaleBy(d3.select(overlay), factor),
+    resetZoom: () => zoom.transform(d3.select(overlay), d3.zoomIdentity),
+    visibleIds: () => model.nodes.filter((n) => visible[n.index]).map((n) => n.id),
+    /** Client (viewport) coordinates of a visible node, or null. */
+    nodeScreenPosition(id) {
+      const index = indexOf(id);
+      if (index < 0 || !visible[index] || !layout) return null;
+      const rect = overlay.getBoundingClientRect();
+      return { x: rect.left + sx(scene(), index), y: rect.top + sy(scene(), index) };
+    },
+    destroy() {
+      unsubscribe.forEach((off) => off());
+      observer.disconnect();
+      if (frame) cancelAnimationFrame(frame);
+    },
+  };
+}

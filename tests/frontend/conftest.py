@@ -1,0 +1,51 @@
+"""Browser fixtures for the graph viewer: one static server and one Chromium per session, a fresh
+context per test. Every test fails if the page threw an uncaught error or opened a JS dialog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from viewer_harness import ViewerPage, launch_chromium, static_server
+
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="session")
+def base_url() -> Iterator[str]:
+    with static_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page_events() -> dict[str, list[str]]:
+    return {"errors": [], "dialogs": []}
+
+
+@pytest.fixture
+def viewer(browser: Any, base_url: str, page_events: dict[str, list[str]]) -> Iterator[ViewerPage]:
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on("pageerror", lambda error: page_events["errors"].append(str(error)))
+
+    def on_dialog(dialog: Any) -> None:
+        page_events["dialogs"].append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    yield ViewerPage(page, base_url)
+    context.close()
+    assert page_events["errors"] == [], f"uncaught page errors: {page_events['errors']}"
+    assert page_events["dialogs"] == [], f"unexpected JS dialogs: {page_events['dialogs']}"
