@@ -23,6 +23,7 @@ _LAZY = {
     "Graph": "glassbox.graph",
     "LogitTarget": "glassbox.graph",
     "ReplacementModel": "glassbox.replacement",
+    "compare_graphs": "glassbox.compare",
 }
 
 __all__ = sorted(_LAZY)

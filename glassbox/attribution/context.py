@@ -114,7 +114,8 @@ class AttributionContext:
                 tc_in, x = mlp_inv * norm_gain(mods.mlp_norm, spec), r(rec.mlp_in)
             elif tc.input_hook == "ln2.hook_normalized":
                 tc_in = mlp_inv.expand(-1, spec.d_model)
-                x = r(rec.resid_mid).float() * mlp_inv
+                resid_mid = r(rec.resid_mid)
+                x = resid_mid.to(torch.promote_types(resid_mid.dtype, torch.float32)) * mlp_inv
             else:  # hook_resid_mid
                 tc_in, x = torch.ones_like(mlp_inv).expand(-1, spec.d_model), r(rec.resid_mid)
             tc_out, y = None, r(rec.mlp_out)

@@ -39,7 +39,8 @@ TargetSpec = None | Sequence[str] | Sequence[int] | Sequence[CustomTarget] | str
 
 def demeaned_unembedding(model: LoadedModel, ids: torch.Tensor) -> torch.Tensor:
     """(k, d) demeaned unembedding rows for token ids."""
-    W_U = model.unembedding.float()  # (V, d)
+    W_U = model.unembedding  # (V, d)
+    W_U = W_U.to(torch.promote_types(W_U.dtype, torch.float32))  # fp32, or fp64 in tests
     return W_U[ids.to(W_U.device)] - W_U.mean(0)
 
 
