@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         default=None,
         description="Torch device for traces (cpu, cuda, cuda:1). Unset: cuda when available, else cpu.",
     )
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads torch may use in a worker. Unset: all cores. Set it to cores / workers "
+        "when several CPU workers share one machine, or they slow each other down.",
+    )
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         default="float32", description="Torch dtype models are loaded in for traces."
     )

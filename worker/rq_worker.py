@@ -42,6 +42,10 @@ def build_context(
 ) -> WorkerContext:
     """The worker's context: sessions on DATABASE_URL and the engine tracer with its cache."""
     sessions = make_sessionmaker(make_engine(settings.resolved_database_url()))
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     if tracer is None:
         cache = ModelCache(capacity=settings.model_cache_size, device=settings.device, dtype=settings.dtype)
         tracer = EngineTracer(cache)
