@@ -169,6 +169,16 @@ class TokenizeResponse(BaseModel):
 # ---- traces and jobs -----------------------------------------------------------------------
 
 
+TokenText = Annotated[Text, Field(min_length=1, max_length=100)]
+
+
+class LogitDiff(Input):
+    """A custom target: the difference of two single-token logits, e.g. " Austin" - " Dallas"."""
+
+    plus: TokenText
+    minus: TokenText
+
+
 class TraceParams(Input):
     """Options of glassbox.trace; defaults follow circuit-tracer's."""
 
@@ -178,6 +188,9 @@ class TraceParams(Input):
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 64
     node_threshold: Fraction = 0.8
     edge_threshold: Fraction = 0.98
+    logit_diff: LogitDiff | None = Field(
+        default=None, description="Trace to logit(plus) - logit(minus) instead of the top logits."
+    )
 
 
 class TraceCreate(Input):
@@ -205,11 +218,17 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     graph_slug: str | None
+    kind: str = "trace"
+    result: dict[str, Any] | None = Field(
+        default=None, description="What an intervention job computed (once done)."
+    )
     deduplicated: bool = False
 
     @classmethod
     def of(cls, job: Job, *, deduplicated: bool = False) -> JobPublic:
         request: dict[str, Any] = job.request
+        # a trace's graph once done; an intervention's graph is the one it experiments on
+        graph_slug = job.graph.slug if job.graph is not None else request.get("graph_slug")
         return cls(
             id=job.id,
             status=job.status,
@@ -223,9 +242,34 @@ class JobPublic(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
-            graph_slug=job.graph.slug if job.graph is not None else None,
+            graph_slug=graph_slug,
+            kind=job.kind,
+            result=job.result,
             deduplicated=deduplicated,
         )
+
+
+# ---- interventions -------------------------------------------------------------------------
+
+
+class InterventionItem(Input):
+    """One feature edit: `set` to `value`, `ablate` (to 0), or `scale` by `value`."""
+
+    layer: Annotated[int, Field(ge=0, le=1000)]
+    pos: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
+        default=None, description="Token position (BOS is 0); empty: every position after BOS."
+    )
+    feature: Annotated[int, Field(ge=0, le=MAX_INT)]
+    mode: Literal["set", "ablate", "scale"] = "set"
+    value: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] = 0.0
+
+
+class InterventionCreate(Input):
+    interventions: Annotated[list[InterventionItem], Field(min_length=1, max_length=64)]
+    max_new_tokens: Annotated[int, Field(ge=1, le=64)] = 20
+    constrained: bool = Field(
+        default=False, description="Hold attention, norms and MLPs at their clean values (linear paths only)."
+    )
 
 
 # ---- graphs --------------------------------------------------------------------------------

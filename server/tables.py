@@ -77,6 +77,13 @@ def str_enum(cls: type[enum.Enum]) -> Enum:
     )
 
 
+class JobKind(enum.StrEnum):
+    """What a job does: trace a prompt into a graph, or run interventions on a graph's prompt."""
+
+    TRACE = "trace"
+    INTERVENTION = "intervention"
+
+
 class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -229,7 +236,8 @@ class GraphBlob(Base):
 
 
 class Job(Base):
-    """A trace request and its lifecycle. The database, not Redis, is the record of truth.
+    """A job (a trace, or an intervention run: `kind`) and its lifecycle. The database, not
+    Redis, is the record of truth; a non-trace job keeps what it computed in `result`.
 
     `attempt` counts how many times the job was handed to the queue; the RQ job id is
     `{id}-{attempt}`. `request_key` is the hash that deduplicates identical requests; at most
@@ -252,6 +260,8 @@ class Job(Base):
     status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus), default=JobStatus.QUEUED)
     request_key: Mapped[str] = mapped_column(String(64), index=True)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    kind: Mapped[str] = mapped_column(String(32), default="trace", server_default="trace")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what a non-trace job returns
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
     transcoder_set_id: Mapped[int | None] = mapped_column(
         ForeignKey("transcoder_sets.id", ondelete="SET NULL")

@@ -41,3 +41,23 @@ def graph_schema() -> dict:
     import json
 
     return json.loads((SHARED / "formats" / "graph-schema.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for every browser test in the run.
+
+    Playwright's sync API allows one running instance per thread, so the viewer tests
+    (tests/frontend) and the real-app tests (tests/browser) must share this one.
+    """
+    import sys
+
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "frontend"))
+    from viewer_harness import launch_chromium
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

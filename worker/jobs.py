@@ -8,5 +8,6 @@ from worker.runner import run_trace
 
 
 def run_trace_job(job_id: str, *, context: WorkerContext | None = None) -> str:
-    """Trace the prompt of job `job_id` and store its graph; a no-op if the job is not queued."""
+    """Run job `job_id` (trace its prompt and store the graph, or run its interventions and store
+    the result; the job row's `kind` says which); a no-op if the job is not queued."""
     return run_trace(context or worker_context.current(), job_id)

@@ -1,4 +1,5 @@
-"""The lifecycle of one trace job inside a worker: claim, monitor, trace, finish or fail.
+"""The lifecycle of one job inside a worker: claim, monitor, trace (or run the interventions of
+an intervention job), finish or fail.
 
 Every write after the claim is conditional on (job id, attempt, status running, this worker),
 so a worker that was declared dead by the reaper, or whose job was cancelled or retried
@@ -21,9 +22,19 @@ from glassbox.errors import GlassboxError
 from server.db import SessionFactory
 from server.services.common import new_slug
 from server.services.graphs import GraphOrigin, free_slug, store_graph
-from server.tables import GraphSource, Job, JobStatus, ModelEntry, TranscoderSetEntry, Visibility, utcnow
+from server.tables import (
+    GraphSource,
+    Job,
+    JobKind,
+    JobStatus,
+    ModelEntry,
+    TranscoderSetEntry,
+    Visibility,
+    utcnow,
+)
 from worker.context import WorkerContext
-from worker.tracing import TraceOutput, TraceSpec
+from worker.interventions import InterventionSpec
+from worker.tracing import TraceOutput, Tracer, TraceSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +50,13 @@ class Claim:
     job_id: str
     attempt: int
     worker_name: str
-    spec: TraceSpec
+    spec: TraceSpec | InterventionSpec
     owner_id: int | None
     model_id: int | None
     transcoder_set_id: int | None
     visibility: Visibility
     started: float  # time.monotonic() at the claim
+    kind: str = JobKind.TRACE.value
 
 
 def run_trace(ctx: WorkerContext, job_id: str) -> str:
@@ -61,6 +73,9 @@ def run_trace(ctx: WorkerContext, job_id: str) -> str:
     )
     with monitor:
         try:
+            if isinstance(claim.spec, InterventionSpec):
+                result = intervene(ctx.tracer, claim.spec, monitor.progress)
+                return "done" if complete_result(ctx.sessions, claim, result) else "stopped"
             output = ctx.tracer(claim.spec, monitor.progress)
             return "done" if complete_job(ctx.sessions, claim, output) else "stopped"
         except JobStopped:
@@ -69,6 +84,14 @@ def run_trace(ctx: WorkerContext, job_id: str) -> str:
         except Exception as exc:
             fail_job(ctx.sessions, claim, failure_reason(exc, ctx.settings.job_timeout_s))
             return "failed"
+
+
+def intervene(tracer: Tracer, spec: InterventionSpec, progress: Any) -> dict[str, Any]:
+    """Run an intervention job with the tracer's engine (tracers without one cannot)."""
+    run = getattr(tracer, "intervene", None)
+    if run is None:
+        raise GlassboxError("this worker has no engine for interventions")
+    return run(spec, progress)
 
 
 def failure_reason(exc: BaseException, timeout_s: int) -> str:
@@ -124,15 +147,26 @@ def claim_job(sessions: SessionFactory, job_id: str, *, worker_name: str) -> Cla
             transcoder_set_id=job.transcoder_set_id,
             visibility=Visibility(job.request.get("visibility", "public")),
             started=time.monotonic(),
+            kind=job.kind,
         )
 
 
-def _spec_for(session: Session, job: Job) -> TraceSpec:
+def _spec_for(session: Session, job: Job) -> TraceSpec | InterventionSpec:
     model = session.get(ModelEntry, job.model_id) if job.model_id is not None else None
     tset = session.get(TranscoderSetEntry, job.transcoder_set_id) if job.transcoder_set_id else None
     if model is None or tset is None:
         raise LookupError("the model or transcoder set of this job was removed")
     request: dict[str, Any] = job.request
+    if job.kind == JobKind.INTERVENTION:
+        return InterventionSpec(
+            prompt=request["prompt"],
+            model_source=model.source,
+            transcoders_source=tset.source,
+            interventions=list(request.get("interventions", [])),
+            max_new_tokens=int(request.get("max_new_tokens", 20)),
+            constrained=bool(request.get("constrained", False)),
+            top_k=int(request.get("top_k", 10)),
+        )
     return TraceSpec(
         prompt=request["prompt"],
         model_name=model.name,
@@ -231,10 +265,34 @@ class JobMonitor:
 
 def complete_job(sessions: SessionFactory, claim: Claim, output: TraceOutput) -> bool:
     """Store the graph and mark the job done, in one transaction; False if the job was lost."""
+    if not isinstance(claim.spec, TraceSpec):
+        raise TypeError("complete_job stores the graphs of trace jobs only")
     try:
         return _complete(sessions, claim, output, claim.spec.slug)
     except IntegrityError:  # another graph took the slug between the check and the insert
         return _complete(sessions, claim, output, new_slug(claim.spec.slug[:80]))
+
+
+def complete_result(sessions: SessionFactory, claim: Claim, result: dict[str, Any]) -> bool:
+    """Store a non-trace job's result and mark it done; False if the job was lost."""
+    with sessions() as session:
+        done = session.execute(
+            update(Job)
+            .where(_owned(claim))
+            .values(
+                status=JobStatus.DONE,
+                result=result,
+                progress=1.0,
+                phase="done",
+                finished_at=utcnow(),
+                duration_s=time.monotonic() - claim.started,
+            )
+        )
+        session.commit()
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        log.warning("job %s was taken from this worker; its result is dropped", claim.job_id)
+        return False
+    return True
 
 
 def _complete(sessions: SessionFactory, claim: Claim, output: TraceOutput, wanted_slug: str) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.cache import ModelCache
+from worker.interventions import InterventionSpec, run_interventions
 
 ProgressFn = Callable[[str, float], None]
 
@@ -52,11 +53,28 @@ class EngineTracer:
         progress("loading model", 0.0)
         model = self.cache.model(spec.model_source)
         transcoders = self.cache.transcoders(spec.transcoders_source)
+        params = dict(spec.params)
+        logit_diff = params.pop("logit_diff", None)
+        if logit_diff is not None:
+            params["targets"] = [logit_difference_target(model, spec.prompt, logit_diff)]
         result = glassbox.trace(
-            spec.prompt, model=model, transcoders=transcoders, progress=progress, **spec.params
+            spec.prompt, model=model, transcoders=transcoders, progress=progress, **params
         )
         replacement, completeness = scores_of(result)
         return TraceOutput(result.to_json(slug=spec.slug, scan=spec.model_name), replacement, completeness)
+
+    def intervene(self, spec: InterventionSpec, progress: ProgressFn) -> dict[str, Any]:
+        """Run an intervention job on the same cached model and transcoders."""
+        return run_interventions(self.cache, spec, progress)
+
+
+def logit_difference_target(model: Any, prompt: str, logit_diff: dict[str, str]) -> Any:
+    """The custom target logit(plus) - logit(minus) on the prompt's last position."""
+    from glassbox.attribution.targets import logit_difference
+
+    ids = model.tokenize(prompt)
+    logits = model.forward(ids, keep_layers=False, logits_at="last").logits[0, -1]
+    return logit_difference(model, logits, logit_diff["plus"], logit_diff["minus"])
 
 
 def scores_of(result: Any) -> tuple[float | None, float | None]:

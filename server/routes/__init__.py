@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.routes import auth, features, graphs, health, models, pages, subgraphs, traces
+from server.routes import (
+    auth,
+    compare,
+    features,
+    graphs,
+    health,
+    interventions,
+    models,
+    pages,
+    subgraphs,
+    traces,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -12,6 +23,8 @@ ROUTERS: list[APIRouter] = [
     models.router,
     traces.router,
     graphs.router,
+    interventions.router,
+    compare.router,
     subgraphs.router,
     features.router,
     pages.router,

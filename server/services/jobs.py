@@ -98,7 +98,7 @@ def submit_trace(
         if existing is None:
             raise
         return Submitted(existing, True)
-    _enqueue(queue, job)
+    enqueue(queue, job)
     return Submitted(job, False)
 
 
@@ -120,7 +120,8 @@ def _slug_reserved(session: Session, slug: str) -> bool:
     return any(r.get("slug") == slug for r in active)
 
 
-def _enqueue(queue: JobQueue, job: Job) -> None:
+def enqueue(queue: JobQueue, job: Job) -> None:
+    """Hand the job to the queue; when the broker is down, maintenance enqueues it later."""
     try:
         queue.enqueue(job.id, job.attempt)
     except Exception:
@@ -190,5 +191,5 @@ def retry_job(session: Session, queue: JobQueue, job_id: str, user: User) -> Job
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"job {job.id} changed meanwhile; reload it")
     session.refresh(job)
-    _enqueue(queue, job)
+    enqueue(queue, job)
     return job

@@ -33,7 +33,6 @@ from playwright.sync_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontend"))
 from gbx_browser_pages import DESKTOP  # noqa: E402
-from viewer_harness import launch_chromium  # noqa: E402 - the viewer tests' Chromium launcher
 
 expect.set_options(timeout=15_000)  # conditions, not sleeps; generous for a busy 2-core machine
 
@@ -89,16 +88,6 @@ def texas_graph(app: RunningApp, admin: httpx.Client) -> dict[str, Any]:
     assert r.status_code == 202, r.text
     job = app.wait_for_job(admin, r.json()["id"], "done")
     return admin.get(f"/api/graphs/{job['graph_slug']}").json()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

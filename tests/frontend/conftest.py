@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from viewer_harness import ViewerPage, launch_chromium, static_server
+from viewer_harness import ViewerPage, static_server
 
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -16,16 +16,6 @@ DESKTOP = {"width": 1280, "height": 800}
 def base_url() -> Iterator[str]:
     with static_server() as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

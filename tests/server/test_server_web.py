@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from gbx_fakes import FakeTracer
 
+from server import migrate
+
 
 def test_healthz_and_readyz(pg_stack):
     assert pg_stack.client.get("/healthz").json() == {"status": "ok"}
@@ -22,7 +24,8 @@ def test_readyz_fails_when_redis_is_unreachable(pg_url, make_stack):
 def test_readyz_fails_on_an_unmigrated_database(tmp_path, make_stack):
     stack = make_stack(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     r = stack.client.get("/readyz")
-    assert r.status_code == 503 and "expected 0001" in r.json()["error"]["details"]["database"]
+    expected = f"expected {migrate.head_revision()}"
+    assert r.status_code == 503 and expected in r.json()["error"]["details"]["database"]
 
 
 def test_metrics_count_jobs_and_trace_seconds(sqlite_url, make_stack):

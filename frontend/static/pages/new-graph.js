@@ -143,7 +143,22 @@ function readParams() {
     }
     params[name] = Number(input.value);
   }
+  const diff = logitDiff();
+  if (diff) params.logit_diff = diff;
   return params;
+}
+
+/** The custom target (logit of one token minus another's), or null; tokens keep their spaces. */
+function logitDiff() {
+  const plus = $("logit_plus").value;
+  const minus = $("logit_minus").value;
+  if (!plus && !minus) return null;
+  if (!plus || !minus) {
+    $("target").open = true;
+    $(plus ? "logit_minus" : "logit_plus").focus();
+    throw new Error("A logit difference needs both tokens (for example \" Austin\" minus \" Dallas\").");
+  }
+  return { plus, minus };
 }
 
 async function submit(event) {

@@ -1,0 +1,47 @@
+"""The compare page: two graphs side by side, features present in both highlighted.
+
+`/compare?a=SLUG&b=SLUG`; `&format=json` answers with the page's data (its JSON twin).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from server.deps import OptionalUser, ServicesDep, SessionDep
+from server.routes.pages import Format, _page, _who
+from server.schemas import GraphPublic, Slug
+from server.services import compare, graphs
+
+router = APIRouter(include_in_schema=False)
+
+SlugQuery = Annotated[Slug, Query(description="slug of a graph")]
+
+
+@router.get("/compare", response_class=HTMLResponse)
+async def compare_page(
+    a: SlugQuery,
+    b: SlugQuery,
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    services: ServicesDep,
+    format: Format = "html",
+) -> Response:
+    """Graphs a and b: shared features (by influence share), each graph's own, the overlap."""
+    record_a = graphs.get_graph(session, a, user)
+    record_b = graphs.get_graph(session, b, user)
+    result = await run_in_threadpool(compare.compare_records, session, record_a, record_b)
+    col_a, col_b = compare.columns(result)
+    context = {
+        **_who(user),
+        "a": GraphPublic.of(record_a).model_dump(mode="json"),
+        "b": GraphPublic.of(record_b).model_dump(mode="json"),
+        "comparison": result,
+        "column_a": col_a,
+        "column_b": col_b,
+    }
+    return _page(request, services, "compare.html", context, format)
