@@ -18,13 +18,14 @@ from fastapi.templating import Jinja2Templates
 from redis import Redis
 
 import glassbox
+from glassbox.setup.auto import start_auto_setup, stop_setup
 from server.db import SessionFactory, make_engine, make_sessionmaker
 from server.deps import AppServices
 from server.errors import ErrorResponses, install_error_handlers
 from server.metrics import make_registry
 from server.middleware import SecurityHeadersMiddleware
 from server.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from server.routes import ROUTERS
+from server.routes import ROUTERS, admin_jobs
 from server.security import password_hasher
 from server.services.preview import PreviewService
 from server.settings import Settings
@@ -63,6 +64,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(admin_jobs.router)  # jobs admin page, setup progress, featured graphs
     static = Path(settings.frontend_dir) / "static"
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     return app
@@ -127,9 +129,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: AppServices = app.state.services
     services.queue.start()
     services.maintenance.start()
+    start_auto_setup(app)  # first start on the embedded default: the demo setup job (glassbox.setup)
     try:
         yield
     finally:
+        stop_setup(app)
         services.maintenance.stop()
         services.queue.stop()
         if services.redis is not None:

@@ -82,6 +82,7 @@ class JobKind(enum.StrEnum):
 
     TRACE = "trace"
     INTERVENTION = "intervention"
+    SETUP = "setup"  # the demo setup (glassbox.setup); not run by the trace runner
 
 
 class JobStatus(enum.StrEnum):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
+from glassbox.setup.logs import configure_logging
+from glassbox.setup.settings import SetupSettings
 from server.settings import Settings
 from worker.rq_worker import run_worker
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(fmt=SetupSettings().log_format, level="info")
     run_worker(Settings())

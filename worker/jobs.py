@@ -9,5 +9,11 @@ from worker.runner import run_trace
 
 def run_trace_job(job_id: str, *, context: WorkerContext | None = None) -> str:
     """Run job `job_id` (trace its prompt and store the graph, or run its interventions and store
-    the result; the job row's `kind` says which); a no-op if the job is not queued."""
-    return run_trace(context or worker_context.current(), job_id)
+    the result, or run the demo setup; the job row's `kind` says which); a no-op if the job is
+    not queued."""
+    from glassbox.setup.job import is_setup_job, run_setup_job
+
+    ctx = context or worker_context.current()
+    if is_setup_job(ctx.sessions, job_id):  # a setup job retried through the API
+        return run_setup_job(ctx, job_id)
+    return run_trace(ctx, job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from glassbox.cli import corpus, features, models, serve, trace, transcoders, worker
+from glassbox.setup.cli import setup_command
 
 app = typer.Typer(
     name="glassbox",
@@ -15,6 +16,7 @@ app = typer.Typer(
 app.command("trace")(trace.trace_command)
 app.command("serve")(serve.serve_command)
 app.command("worker")(worker.worker_command)
+app.command("setup")(setup_command)
 app.add_typer(models.app, name="models")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(transcoders.app, name="transcoders")

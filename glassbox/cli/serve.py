@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
-
-log = logging.getLogger(__name__)
 
 
 def serve_command(
@@ -28,12 +25,14 @@ def serve_command(
     """Serve the web application and its API (settings: docs/configuration.md)."""
     import uvicorn
 
+    from glassbox.setup.logs import configure_logging
+    from glassbox.setup.settings import SetupSettings
     from server.app import create_app
     from server.db import make_engine
     from server.migrate import upgrade
     from server.settings import Settings
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_config = configure_logging(fmt=SetupSettings().log_format, level=log_level)
     settings = Settings()
     if migrate:
         engine = make_engine(settings.resolved_database_url())
@@ -49,6 +48,7 @@ def serve_command(
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level,
+        log_config=log_config,
     )
     if processes > 1:
         uvicorn.run("server.app:app_from_env", factory=True, workers=processes, **options)

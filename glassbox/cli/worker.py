@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -16,10 +15,12 @@ def worker_command(
 ) -> None:
     """Run traces for the server: keeps models loaded between jobs and uses the GPU when there
     is one. Start as many as you like, on any machine that reaches Redis and the database."""
+    from glassbox.setup.logs import configure_logging
+    from glassbox.setup.settings import SetupSettings
     from server.settings import Settings
     from worker.rq_worker import run_worker
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(fmt=SetupSettings().log_format, level=log_level)
     settings = Settings()
     if not settings.redis_url:
         raise typer.BadParameter(

@@ -40,7 +40,7 @@ def test_worker_needs_redis(monkeypatch, home):
 def test_serve_embedded_migrates_the_sqlite_home_and_answers(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(GLASSBOX_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+    env.update(GLASSBOX_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), GLASSBOX_AUTO_SETUP="false")
     code = "import typer; from glassbox.cli.serve import serve_command; typer.run(serve_command)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--port", str(port), "--log-level", "warning"], env=env, cwd=REPO

@@ -1,0 +1,33 @@
+"""Training per-layer transcoders on streamed activations, and evaluating any transcoder set.
+
+    from glassbox.training import TrainConfig, train_transcoders, evaluate_transcoders
+    cfg = TrainConfig(model="gemma-3-270m", corpus="offline-en", budget_s=900)
+    train_transcoders(cfg, "out/gemma-plt")         # `glassbox transcoders train`
+    evaluate_transcoders(model, tset, "offline-en")  # `glassbox transcoders eval`
+
+Heavy imports (torch, transformers) happen when these are first used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "TrainConfig": "glassbox.training.config",
+    "parse_duration": "glassbox.training.config",
+    "parse_count": "glassbox.training.config",
+    "train_transcoders": "glassbox.training.api",
+    "EvalOptions": "glassbox.training.api",
+    "Trainer": "glassbox.training.trainer",
+    "evaluate_transcoders": "glassbox.training.evaluate",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'glassbox.training' has no attribute {name!r}")
