@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -48,6 +49,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted, not when configured: test
+    runners and CLI harnesses swap sys.stderr and close the old one."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler assigns it; we always follow sys.stderr
+        pass
+
+
 def logging_config(*, fmt: Literal["text", "json"] = "text", level: str = "info") -> dict[str, Any]:
     """A `logging.config.dictConfig` dict: one stderr handler on the root logger, uvicorn's
     loggers sent to it (uvicorn takes this as its `log_config`); RQ's worker logs reach it too
@@ -61,9 +78,8 @@ def logging_config(*, fmt: Literal["text", "json"] = "text", level: str = "info"
         "formatters": {"default": formatter},
         "handlers": {
             "default": {
-                "class": "logging.StreamHandler",
+                "()": StderrHandler,
                 "formatter": "default",
-                "stream": "ext://sys.stderr",
             }
         },
         "root": {"handlers": ["default"], "level": lvl},

@@ -55,20 +55,25 @@ def app(tiny_dirs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) 
     schema, url = create_schema()
     redis_db = lock_redis_db()
     running = None
+
+    def restore_home() -> None:  # later test modules must see the real GLASSBOX_HOME again
+        if old_home is None:
+            os.environ.pop("GLASSBOX_HOME", None)
+        else:
+            os.environ["GLASSBOX_HOME"] = old_home
+
     try:
         running = start_app(browser_settings(url, redis_db))
         start_worker(running, home)  # starts importing torch while the registry is seeded
         seed(running, *tiny_dirs)
+        restore_home()
         yield running
     finally:
         if running is not None:
             running.stop()
         unlock_redis_db(redis_db)
         drop_schema(schema)
-        if old_home is None:
-            os.environ.pop("GLASSBOX_HOME", None)
-        else:
-            os.environ["GLASSBOX_HOME"] = old_home
+        restore_home()
 
 
 @pytest.fixture(scope="session")
