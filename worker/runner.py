@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -110,22 +111,7 @@ def failure_reason(exc: BaseException, timeout_s: int) -> str:
 def claim_job(sessions: SessionFactory, job_id: str, *, worker_name: str) -> Claim | None:
     """Move the job from queued to running for this worker, or None if someone else has it."""
     with sessions() as session:
-        now = utcnow()
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(
-                status=JobStatus.RUNNING,
-                worker_name=worker_name,
-                started_at=now,
-                heartbeat_at=now,
-                progress=0.0,
-                phase="starting",
-                error=None,
-            )
-        )
-        session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not start_queued(session, job_id, worker_name=worker_name):
             log.info("job %s is no longer queued; skipping", job_id)
             return None
         job = session.get(Job, job_id)
@@ -149,6 +135,30 @@ def claim_job(sessions: SessionFactory, job_id: str, *, worker_name: str) -> Cla
             started=time.monotonic(),
             kind=job.kind,
         )
+
+
+def running_values(worker_name: str, *, now: datetime) -> dict[str, Any]:
+    """The columns of a job that `worker_name` starts at `now`: running, heartbeat now, 0 %."""
+    return dict(
+        status=JobStatus.RUNNING,
+        worker_name=worker_name,
+        started_at=now,
+        heartbeat_at=now,
+        progress=0.0,
+        phase="starting",
+        error=None,
+    )
+
+
+def start_queued(session: Session, job_id: str, *, worker_name: str, kind: str | None = None) -> bool:
+    """Move a queued job (of `kind`, if given) to running for `worker_name` in one conditional
+    UPDATE, so that of two workers only one wins; False when the job was not queued."""
+    stmt = update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    result = session.execute(stmt.values(**running_values(worker_name, now=utcnow())))
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def _spec_for(session: Session, job: Job) -> TraceSpec | InterventionSpec:
@@ -178,7 +188,7 @@ def _spec_for(session: Session, job: Job) -> TraceSpec | InterventionSpec:
     )
 
 
-def _owned(claim: Claim) -> Any:
+def owned(claim: Claim) -> Any:
     """The WHERE clause that keeps a stale worker's writes out."""
     return (
         (Job.id == claim.job_id)
@@ -254,7 +264,7 @@ class JobMonitor:
         if latest is not None:
             values["phase"], values["progress"] = latest
         with self.sessions() as session:
-            result = session.execute(update(Job).where(_owned(self.claim)).values(**values))
+            result = session.execute(update(Job).where(owned(self.claim)).values(**values))
             session.commit()
         self.written = latest
         return result.rowcount == 1  # type: ignore[attr-defined]
@@ -278,7 +288,7 @@ def complete_result(sessions: SessionFactory, claim: Claim, result: dict[str, An
     with sessions() as session:
         done = session.execute(
             update(Job)
-            .where(_owned(claim))
+            .where(owned(claim))
             .values(
                 status=JobStatus.DONE,
                 result=result,
@@ -311,7 +321,7 @@ def _complete(sessions: SessionFactory, claim: Claim, output: TraceOutput, wante
         record = store_graph(session, output.graph_json, slug=slug, origin=origin)
         result = session.execute(
             update(Job)
-            .where(_owned(claim))
+            .where(owned(claim))
             .values(
                 status=JobStatus.DONE,
                 graph_id=record.id,
@@ -333,7 +343,7 @@ def fail_job(sessions: SessionFactory, claim: Claim, reason: str) -> None:
     with sessions() as session:
         session.execute(
             update(Job)
-            .where(_owned(claim))
+            .where(owned(claim))
             .values(
                 status=JobStatus.FAILED,
                 error=reason,

@@ -34,7 +34,7 @@ from glassbox.setup.plan import SetupPlan
 from glassbox.setup.steps import SetupContext, build_steps
 from server.db import SessionFactory
 from server.tables import Job, JobStatus, Visibility, utcnow
-from worker.runner import Claim, JobMonitor, JobStopped, fail_job
+from worker.runner import Claim, JobMonitor, JobStopped, fail_job, owned, running_values, start_queued
 from worker.tracing import TraceSpec
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,7 @@ def claim_setup_job(
             return None
         now = utcnow()
         running = dict(
-            status=JobStatus.RUNNING,
-            worker_name=worker_name,
-            started_at=now,
-            heartbeat_at=now,
-            progress=0.0,
-            phase="starting",
-            error=None,
+            **running_values(worker_name, now=now),
             finished_at=None,
             duration_s=None,
             request=setup_request(plan),
@@ -152,22 +146,7 @@ def claim_setup_job(
 def claim_queued_setup_job(sessions: SessionFactory, job_id: str, *, worker_name: str) -> Claim | None:
     """Move a queued setup job (one retried through the API) to running, for a queue worker."""
     with sessions() as session:
-        now = utcnow()
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.kind == SETUP_KIND)
-            .values(
-                status=JobStatus.RUNNING,
-                worker_name=worker_name,
-                started_at=now,
-                heartbeat_at=now,
-                progress=0.0,
-                phase="starting",
-                error=None,
-            )
-        )
-        session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not start_queued(session, job_id, worker_name=worker_name, kind=SETUP_KIND):
             return None
         job = session.get(Job, job_id)
         return _claim_of(job, worker_name) if job is not None else None
@@ -278,20 +257,11 @@ def _reason(exc: BaseException) -> str:
     return f"internal error during the setup ({type(exc).__name__}: {exc})"[:2000]
 
 
-def _owned(claim: Claim) -> Any:
-    return (
-        (Job.id == claim.job_id)
-        & (Job.attempt == claim.attempt)
-        & (Job.status == JobStatus.RUNNING)
-        & (Job.worker_name == claim.worker_name)
-    )
-
-
 def _finish(sessions: SessionFactory, claim: Claim, plan: SetupPlan, states: list[StepState]) -> bool:
     with sessions() as session:
         result = session.execute(
             update(Job)
-            .where(_owned(claim))
+            .where(owned(claim))
             .values(
                 status=JobStatus.DONE,
                 progress=1.0,
@@ -342,7 +312,7 @@ class _Reporter:
         """Save every step's state in the job's request (only while the job is ours)."""
         with self.sessions() as session:
             session.execute(
-                update(Job).where(_owned(self.claim)).values(request=setup_request(self.plan, self.states))
+                update(Job).where(owned(self.claim)).values(request=setup_request(self.plan, self.states))
             )
             session.commit()
         self.written = [(s.name, s.status) for s in self.states]

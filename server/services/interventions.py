@@ -9,16 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
+from functools import partial
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.errors import Unprocessable
 from server.schemas import InterventionCreate, InterventionItem
-from server.services.jobs import ACTIVE, Submitted, enqueue
-from server.tables import GraphRecord, Job, JobKind, JobStatus, User
+from server.services.jobs import Submitted, new_job, submit_job
+from server.tables import GraphRecord, Job, JobKind, User
 from worker.queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -67,14 +65,10 @@ def submit(
     for i, item in enumerate(body.interventions):
         check_item(item, i, n_layers=tset.n_layers, tokens=list(record.tokens))
     key = request_key(owner_id=user.id, graph_id=record.id, body=body)
-    existing = find_duplicate(session, key)
-    if existing is not None:
-        return Submitted(existing, True)
-    job = Job(
-        id=uuid.uuid4().hex,
-        kind=JobKind.INTERVENTION.value,
-        status=JobStatus.QUEUED,
-        request_key=key,
+    build = partial(
+        new_job,
+        kind=JobKind.INTERVENTION,
+        key=key,
         request={
             "prompt": record.prompt,
             "model": record.model.name,
@@ -88,29 +82,5 @@ def submit(
         model_id=record.model_id,
         transcoder_set_id=record.transcoder_set_id,
         owner_id=user.id,
-        attempt=1,
     )
-    session.add(job)
-    try:
-        session.commit()
-    except IntegrityError:  # an identical request won the race for the active-key index
-        session.rollback()
-        existing = find_duplicate(session, key)
-        if existing is None:
-            raise
-        return Submitted(existing, True)
-    enqueue(queue, job)
-    return Submitted(job, False)
-
-
-def find_duplicate(session: Session, key: str) -> Job | None:
-    """An active job with this key, else the newest finished one with a result."""
-    active = session.scalar(select(Job).where(Job.request_key == key, Job.status.in_(ACTIVE)))
-    if active is not None:
-        return active
-    return session.scalar(
-        select(Job)
-        .where(Job.request_key == key, Job.status == JobStatus.DONE, Job.result.is_not(None))
-        .order_by(Job.finished_at.desc())
-        .limit(1)
-    )
+    return submit_job(session, queue, key=key, output=Job.result, build=build)

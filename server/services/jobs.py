@@ -1,4 +1,5 @@
-"""Trace jobs from the API's side: create (with deduplication), read, cancel, retry.
+"""Trace jobs from the API's side: create (with deduplication), read, cancel, retry; and the
+submission (deduplicate, store, enqueue) that intervention jobs share.
 
 The row is committed before the id goes to the queue, so an accepted request survives a
 Redis outage: if the enqueue fails, the maintenance loop enqueues it later.
@@ -10,11 +11,13 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from server.errors import Conflict, NotFound, Unprocessable
 from server.schemas import TraceCreate
@@ -22,7 +25,7 @@ from server.services import registry
 from server.services.common import is_owner_or_admin, new_slug
 from server.services.graphs import slug_taken
 from server.services.preview import PreviewService
-from server.tables import Job, JobStatus, User, utcnow
+from server.tables import Job, JobKind, JobStatus, User, utcnow
 from worker.queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -65,36 +68,55 @@ def submit_trace(
     key = request_key(
         owner_id=user.id, model_id=model.id, transcoder_set_id=tset.id, prompt=request.prompt, params=params
     )
-    existing = find_duplicate(session, key)
+
+    def build() -> Job:
+        if request.slug is not None and (
+            slug_taken(session, request.slug) or _slug_reserved(session, request.slug)
+        ):
+            raise Conflict(f"the slug {request.slug!r} is taken")
+        return new_job(
+            kind=JobKind.TRACE,
+            key=key,
+            request={
+                "prompt": request.prompt,
+                "params": params,
+                "model": model.name,
+                "transcoders": tset.name,
+                "slug": request.slug or new_slug(model.name, request.prompt[:40]),
+                "visibility": request.visibility.value,
+            },
+            model_id=model.id,
+            transcoder_set_id=tset.id,
+            owner_id=user.id,
+        )
+
+    return submit_job(session, queue, key=key, output=Job.graph_id, build=build)
+
+
+def submit_job(
+    session: Session,
+    queue: JobQueue,
+    *,
+    key: str,
+    output: InstrumentedAttribute[Any],
+    build: Callable[[], Job],
+) -> Submitted:
+    """Answer with the job of an identical request if there is one; else store the job that
+    `build` makes (it may still refuse the request) and enqueue it.
+
+    `output` is the column that holds a finished job's product (`graph_id`, `result`): a
+    finished job is reused only while its product is there.
+    """
+    existing = find_duplicate(session, key, output=output)
     if existing is not None:
         return Submitted(existing, True)
-    if request.slug is not None and (
-        slug_taken(session, request.slug) or _slug_reserved(session, request.slug)
-    ):
-        raise Conflict(f"the slug {request.slug!r} is taken")
-    job = Job(
-        id=uuid.uuid4().hex,
-        status=JobStatus.QUEUED,
-        request_key=key,
-        request={
-            "prompt": request.prompt,
-            "params": params,
-            "model": model.name,
-            "transcoders": tset.name,
-            "slug": request.slug or new_slug(model.name, request.prompt[:40]),
-            "visibility": request.visibility.value,
-        },
-        model_id=model.id,
-        transcoder_set_id=tset.id,
-        owner_id=user.id,
-        attempt=1,
-    )
+    job = build()
     session.add(job)
     try:
         session.commit()
     except IntegrityError:  # an identical request won the race for the active-key index
         session.rollback()
-        existing = find_duplicate(session, key)
+        existing = find_duplicate(session, key, output=output)
         if existing is None:
             raise
         return Submitted(existing, True)
@@ -102,14 +124,38 @@ def submit_trace(
     return Submitted(job, False)
 
 
-def find_duplicate(session: Session, key: str) -> Job | None:
-    """An active job with this key, else a finished one whose graph still exists."""
+def new_job(
+    *,
+    kind: JobKind,
+    key: str,
+    request: dict[str, Any],
+    model_id: int | None,
+    transcoder_set_id: int | None,
+    owner_id: int,
+) -> Job:
+    """A queued first attempt, not yet stored."""
+    return Job(
+        id=uuid.uuid4().hex,
+        kind=kind.value,
+        status=JobStatus.QUEUED,
+        request_key=key,
+        request=request,
+        model_id=model_id,
+        transcoder_set_id=transcoder_set_id,
+        owner_id=owner_id,
+        attempt=1,
+    )
+
+
+def find_duplicate(session: Session, key: str, *, output: InstrumentedAttribute[Any]) -> Job | None:
+    """An active job with this key, else the newest finished one whose `output` is still set
+    (a trace's graph may have been deleted since)."""
     active = session.scalar(select(Job).where(Job.request_key == key, Job.status.in_(ACTIVE)))
     if active is not None:
         return active
     return session.scalar(
         select(Job)
-        .where(Job.request_key == key, Job.status == JobStatus.DONE, Job.graph_id.is_not(None))
+        .where(Job.request_key == key, Job.status == JobStatus.DONE, output.is_not(None))
         .order_by(Job.finished_at.desc())
         .limit(1)
     )
