@@ -16,19 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from gbx_browser_app import (
-    PASSWORD,
-    TEXAS,
-    RunningApp,
-    browser_settings,
-    create_schema,
-    drop_schema,
-    lock_redis_db,
-    seed,
-    start_app,
-    start_worker,
-    unlock_redis_db,
-)
+from _pg_redis import drop_schema, lock_redis_db, migrated_schema, unlock_redis_db
+from gbx_browser_app import PASSWORD, TEXAS, RunningApp, browser_settings, seed, start_app, start_worker
 from playwright.sync_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontend"))
@@ -52,7 +41,7 @@ def app(tiny_dirs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) 
     home = tmp_path_factory.mktemp("glassbox-home")
     old_home = os.environ.get("GLASSBOX_HOME")
     os.environ["GLASSBOX_HOME"] = str(home)
-    schema, url = create_schema()
+    schema, url = migrated_schema("gbx_browser")
     redis_db = lock_redis_db()
     running = None
 

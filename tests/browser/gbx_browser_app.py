@@ -3,8 +3,8 @@ this process, a real Postgres schema and Redis database of its own, and a real R
 (`python -m worker`, what `glassbox worker` runs) tracing the tiny random model.
 
 Postgres and Redis default to 127.0.0.1 (GLASSBOX_TEST_POSTGRES_URL, GLASSBOX_TEST_REDIS_URL
-override); Redis database numbers are locked the way tests/server does it, so both suites can
-run at once.
+override); the schema and the locked Redis database come from tests/_pg_redis.py, shared with
+tests/server, so both suites can run at once.
 """
 
 from __future__ import annotations
@@ -25,19 +25,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from redis import Redis
-from sqlalchemy import text
+from _pg_redis import REDIS_URL
 
-from server.db import make_engine
-from server.migrate import upgrade
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("GLASSBOX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("GLASSBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-REDIS_DBS = range(15, 5, -1)  # same candidates and lock keys as tests/server/conftest.py
 PASSWORD = "correct horse battery"
 TEXAS = "The capital of Texas is"  # the prompt of the session's graph (fixture texas_graph)
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -53,50 +47,6 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interv
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s} s")
         time.sleep(interval_s)
-
-
-# ---- Postgres and Redis ---------------------------------------------------------------------
-
-
-def create_schema() -> tuple[str, str]:
-    """A new migrated schema; returns (its name, a URL whose connections use it)."""
-    schema = f"gbx_browser_{os.getpid()}_{secrets.token_hex(3)}"
-    engine = make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return schema, url
-
-
-def drop_schema(schema: str) -> None:
-    engine = make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
-
-
-def lock_redis_db() -> int:
-    lock = Redis.from_url(f"{REDIS_URL}/0")
-    try:
-        for db in REDIS_DBS:
-            if lock.set(f"glassbox-test-lock:{db}", os.getpid(), nx=True, ex=3600):
-                Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
-                return db
-    finally:
-        lock.close()
-    raise RuntimeError("no free Redis database for tests (all of 6-15 are locked)")
-
-
-def unlock_redis_db(db: int) -> None:
-    Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
-    lock = Redis.from_url(f"{REDIS_URL}/0")
-    lock.delete(f"glassbox-test-lock:{db}")
-    lock.close()
 
 
 def browser_settings(database_url: str, redis_db: int) -> Settings:
@@ -259,3 +209,30 @@ def seed(app: RunningApp, model_dir: Path, tc_dir: Path) -> httpx.Client:
     r = admin.post("/api/models/tiny/transcoder-sets", json=body)
     assert r.status_code == 201, r.text
     return admin
+
+
+def register_model(
+    admin: httpx.Client, name: str, model_dir: Path, tc_dir: Path, *, n_layers: int, tc_name: str = "tc"
+) -> None:
+    """Another model and its default transcoder set, for one test module (see disable_models)."""
+    r = admin.post("/api/models", json={"name": name, "source": str(model_dir)})
+    assert r.status_code == 201, r.text
+    body = {"name": tc_name, "source": str(tc_dir), "is_default": True, "n_layers": n_layers}
+    r = admin.post(f"/api/models/{name}/transcoder-sets", json=body)
+    assert r.status_code == 201, r.text
+
+
+def disable_models(app: RunningApp, names: list[str]) -> None:
+    """Take models a test module registered off the site again (the API has no way to), so the
+    modules after it see the session's one model (the /new page selects the first by name)."""
+    from sqlalchemy import update
+
+    from server.db import make_engine
+    from server.tables import ModelEntry
+
+    engine = make_engine(app.settings.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(ModelEntry).where(ModelEntry.name.in_(names)).values(enabled=False))
+    finally:
+        engine.dispose()

@@ -3,50 +3,33 @@ real Redis (a database reserved for this session; a queue and key prefix per tes
 the embedded mode, and running stacks of both kinds.
 
 Postgres and Redis default to 127.0.0.1 (GLASSBOX_TEST_POSTGRES_URL, GLASSBOX_TEST_REDIS_URL
-override). They are required: these tests fail, not skip, without them.
+override; see tests/_pg_redis.py, shared with tests/browser). They are required: these tests
+fail, not skip, without them.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pg_redis import (
+    REDIS_URL,
+    create_schema,
+    drop_schema,
+    empty_tables,
+    lock_redis_db,
+    migrated_schema,
+    schema_url,
+    unlock_redis_db,
+)
 from gbx_stack import Stack
-from redis import Redis
-from sqlalchemy import text
 
 from server.db import make_engine
 from server.migrate import upgrade
 from server.settings import Settings
-from server.tables import Base
-
-PG_URL = os.environ.get("GLASSBOX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("GLASSBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-REDIS_DBS = range(15, 5, -1)  # candidate database numbers, locked per test session
-
-
-def schema_url(schema: str) -> str:
-    """PG_URL with every connection's search_path set to `schema`."""
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-
-
-def create_schema(schema: str) -> None:
-    engine = make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-
-
-def drop_schema(schema: str) -> None:
-    engine = make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 @pytest.fixture
@@ -67,22 +50,9 @@ def fresh_schema() -> Iterator[Callable[[], str]]:
 
 @pytest.fixture(scope="session")
 def pg_session_url() -> Iterator[str]:
-    schema = f"gbx_test_{os.getpid()}_{secrets.token_hex(3)}"
-    create_schema(schema)
-    url = schema_url(schema)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
+    schema, url = migrated_schema("gbx_test")
     yield url
     drop_schema(schema)
-
-
-def empty_tables(url: str) -> None:
-    engine = make_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
 
 
 @pytest.fixture
@@ -95,19 +65,9 @@ def pg_url(pg_session_url: str) -> str:
 @pytest.fixture(scope="session")
 def redis_db() -> Iterator[int]:
     """A Redis database number no other test session uses now (lock key in db 0)."""
-    lock_conn = Redis.from_url(f"{REDIS_URL}/0")
-    for db in REDIS_DBS:
-        if lock_conn.set(f"glassbox-test-lock:{db}", os.getpid(), nx=True, ex=3600):
-            break
-    else:
-        raise RuntimeError("no free Redis database for tests (all of 6-15 are locked)")
-    conn = Redis.from_url(f"{REDIS_URL}/{db}")
-    conn.flushdb()
+    db = lock_redis_db()
     yield db
-    conn.flushdb()
-    conn.close()
-    lock_conn.delete(f"glassbox-test-lock:{db}")
-    lock_conn.close()
+    unlock_redis_db(db)
 
 
 @pytest.fixture
