@@ -109,16 +109,32 @@ def _from_graphs(graph_a: Any, graph_b: Any, *, comparable: bool) -> dict[str, A
     return {**_pair(a, b, comparable=False), "method": "influence"}
 
 
+def own_influence(nodes: list[Any]) -> dict[int, float]:
+    """Each node's own share of the graph's influence, estimated, by position in `nodes`.
+
+    The JSON `influence` field is circuit-tracer's cumulative fraction at the node's rank
+    (smaller = more important), so a node's share is its value minus the next smaller value in
+    the JSON. That is exact when the JSON holds every node of higher rank; where pruning dropped
+    some (error nodes under the threshold, nodes left without edges) it is an upper bound."""
+    ranked = sorted((n.influence, i) for i, n in enumerate(nodes)
+                    if n.kind != "logit" and n.influence is not None)
+    own, previous = {}, 0.0
+    for cumulative, i in ranked:
+        own[i], previous = max(cumulative - previous, 0.0), cumulative
+    return own
+
+
 def _node_stats(nodes: list[Any]) -> dict[tuple[int, int], dict[str, Any]]:
     """Feature stats from the JSON's feature nodes alone (graphs that cannot be rebuilt)."""
     groups: dict[tuple[int, int], dict[str, Any]] = {}
-    for n in nodes:
+    own = own_influence(nodes)
+    for i, n in enumerate(nodes):
         if n.kind != "feature" or n.layer is None or n.index is None:
             continue
         empty = {"positions": set(), "influence": 0.0, "max_activation": 0.0}
         g = groups.setdefault((n.layer, n.index), empty)
         g["positions"].add(n.pos)
-        g["influence"] += abs(n.influence or 0.0)
+        g["influence"] += own.get(i, 0.0)
         g["max_activation"] = max(g["max_activation"], n.activation or 0.0)
     total = sum(g["influence"] for g in groups.values())
     return {
