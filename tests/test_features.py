@@ -369,3 +369,18 @@ def test_a_folder_with_another_build_is_refused(tiny, built, tmp_path):
     path = build_features(model, other_tc, corpus, n_tokens=N_TOKENS, output_dir=out, config=CFG, split="all",
                           overwrite=True, layers=[1])
     assert FeatureStore.open(path).layers == [1]
+
+
+def test_features_that_never_fire_are_served_with_a_few_examples(tmp_path):
+    """A dead feature has no sample groups: the viewer's short fetch (examples=N) must still work."""
+    model = make_tiny_model("gemma3", dtype=torch.float64)
+    tc = make_random_transcoders(model, activation="relu", d_transcoder=24, seed=1)
+    tc.layers[0].b_enc[5] = -1e9  # never fires
+    corpus = write_corpus(tmp_path / "corpus.txt", n_docs=20)
+    out = build_features(model, tc, corpus, n_tokens=300, output_dir=tmp_path / "store", config=CFG, split="all")
+    store = FeatureStore.open(out)
+    dead = store.get(0, 5)
+    assert dead["activation_frequency"] == 0 and dead["examples_quantiles"] == []
+    few = store.get_many(all_keys(store), examples=2)
+    assert len(few) == len(all_keys(store)) and few[5]["examples_quantiles"] == []
+    assert any(d["examples_quantiles"] for d in few)

@@ -347,7 +347,7 @@ def _pick(blob: codec.FeatureBlob, per_group: int | None) -> tuple[np.ndarray, n
     sizes = [g["n"] for g in blob.header["groups"]]
     if per_group is None:
         return np.arange(k), np.arange(sum(sizes)), sizes
-    starts = np.cumsum([0, *sizes[:-1]]).tolist()
+    starts = np.cumsum([0, *sizes])[:-1].tolist()  # [] for a feature with no sample groups
     shown = [min(n, per_group) for n in sizes]
     rows = [np.arange(s, s + n) for s, n in zip(starts, shown, strict=True)]
     return np.arange(min(k, per_group)), np.concatenate(rows) if rows else np.arange(0), shown
