@@ -4,6 +4,7 @@ Each configuration runs in a fresh process so that peak RSS belongs to that trac
 
     python bench/trace_bench.py                      # the full grid, prints a Markdown table
     python bench/trace_bench.py --quick              # the anchor prompt only
+    python bench/trace_bench.py --no-long            # the grid without the 512-token row
     python bench/trace_bench.py --one '{"n_tokens": 16, "max_feature_nodes": 1000, "dtype": "float32"}'
 """
 
@@ -79,7 +80,7 @@ def run_isolated(cfg: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def grid(quick: bool) -> list[dict]:
+def grid(quick: bool, *, long: bool = True) -> list[dict]:
     anchor = [{"prompt": ANCHOR, "max_feature_nodes": 1000, "dtype": "float32", "batch_size": 64}]
     if quick:
         return anchor
@@ -88,8 +89,8 @@ def grid(quick: bool) -> list[dict]:
         for n in (8, 16, 32, 64):
             for mfn in (1000, None):
                 cfgs.append({"n_tokens": n, "max_feature_nodes": mfn, "dtype": dtype})
-    long = [{"n_tokens": 512, "max_feature_nodes": 1000, "dtype": "float32"}]
-    return anchor + cfgs + long
+    tail = [{"n_tokens": 512, "max_feature_nodes": 1000, "dtype": "float32"}] if long else []
+    return anchor + cfgs + tail
 
 
 def table(rows: list[dict]) -> str:
@@ -110,12 +111,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--one")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-long", action="store_true", help="Skip the 512-token memory row (~5 min).")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))))
         return
     rows = []
-    for cfg in grid(args.quick):
+    for cfg in grid(args.quick, long=not args.no_long):
         rows.append(run_isolated(cfg))
         print(json.dumps(rows[-1]), file=sys.stderr)
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "

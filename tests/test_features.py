@@ -377,7 +377,8 @@ def test_features_that_never_fire_are_served_with_a_few_examples(tmp_path):
     tc = make_random_transcoders(model, activation="relu", d_transcoder=24, seed=1)
     tc.layers[0].b_enc[5] = -1e9  # never fires
     corpus = write_corpus(tmp_path / "corpus.txt", n_docs=20)
-    out = build_features(model, tc, corpus, n_tokens=300, output_dir=tmp_path / "store", config=CFG, split="all")
+    out = build_features(model, tc, corpus, n_tokens=300, output_dir=tmp_path / "store", config=CFG,
+                         split="all")
     store = FeatureStore.open(out)
     dead = store.get(0, 5)
     assert dead["activation_frequency"] == 0 and dead["examples_quantiles"] == []

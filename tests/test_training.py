@@ -74,9 +74,10 @@ def test_reconstruction_loss_falls(model, corpus, tmp_path, activation):
     assert last < 0.6 * first, (first, last)
 
 
-def test_spliced_rows_and_end_to_end_phase_run(model, corpus, tmp_path):
+@pytest.mark.parametrize("target,output_hook", [("mlp", "mlp.hook_out"), ("clean", "hook_mlp_out")])
+def test_spliced_rows_and_end_to_end_phase_run(model, corpus, tmp_path, target, output_hook):
     infos: list[dict] = []
-    cfg = tiny_config(corpus, tokens=4000)
+    cfg = tiny_config(corpus, tokens=4000, splice_target=target, output_hook=output_hook)
     Trainer(cfg, model, tmp_path, progress=infos.append).run()
     phases = [i["phase"] for i in infos]
     assert phases.count("e2e") == 8 and phases[:24] == ["local"] * 24
@@ -90,7 +91,7 @@ def test_output_loads_traces_and_documents_itself(model, corpus, tmp_path):
     outcome = train_transcoders(tiny_config(corpus), out, model=model, eval_options=FAST_EVAL)
     tset = load_transcoders(out)
     assert (tset.kind, tset.activation, tset.k, tset.d_transcoder, tset.n_layers) == ("plt", "topk", 4, 40, 2)
-    assert tset.has_skip and tset.input_hook == "mlp.hook_in" and tset.output_hook == "hook_mlp_out"
+    assert tset.has_skip and tset.input_hook == "mlp.hook_in" and tset.output_hook == "mlp.hook_out"
     result = glassbox.trace(PROMPT, model=model, transcoders=tset)
     assert 0.0 <= result.replacement_score <= 1.0 and result.graph.n_selected > 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -156,6 +157,7 @@ def test_resume_refuses_changed_options(model, corpus, tmp_path):
     (dict(activation="gelu"), "unknown activation"),
     (dict(k=30), "k must be"),
     (dict(e2e_frac=1.5), "e2e_frac"),
+    (dict(splice_target="clean"), "hook_mlp_out"),
 ])
 def test_bad_options_are_clear_errors(corpus, overrides, message):
     with pytest.raises(GlassboxError, match=message):
@@ -184,9 +186,9 @@ def test_train_command_end_to_end(corpus, tmp_path):
 
     model_dir = make_tiny_model_dir(tmp_path / "model", "gemma3")
     out = tmp_path / "set"
-    base = ["transcoders", "train", "-m", str(model_dir), "-c", str(corpus), "-o", str(out), "--features", "40",
-            "--k", "4", "--tokens", "1200", "--batch-size", "8", "--seq-len", "16", "--dtype", "float32",
-            "--no-graphs", "-q"]
+    base = ["transcoders", "train", "-m", str(model_dir), "-c", str(corpus), "-o", str(out),
+            "--features", "40", "--k", "4", "--tokens", "1200", "--batch-size", "8", "--seq-len", "16",
+            "--dtype", "float32", "--no-graphs", "-q"]
     stopped = CliRunner().invoke(app, base + ["--stop-after-steps", "3"])
     assert stopped.exit_code == 0, stopped.output
     assert "--resume" in stopped.output and (out / "checkpoint.pt").is_file()
@@ -198,3 +200,13 @@ def test_train_command_end_to_end(corpus, tmp_path):
     assert load_transcoders(out).d_transcoder == 40
     bad = CliRunner().invoke(app, base[:-1] + ["--budget", "1m", "--force"])
     assert bad.exit_code == 2 and "exactly one" in bad.output
+
+
+def test_a_run_past_its_time_budget_plans_no_more_steps():
+    from glassbox.training.schedule import Plan, replan_e2e, replan_local
+
+    plan = Plan(100, 10, False, False)
+    assert replan_local(plan, step=40, seconds_left_local=-5.0, s_per_step=1.0).local_steps == 40
+    assert replan_local(plan, step=40, seconds_left_local=10.0, s_per_step=1.0).local_steps == 50
+    assert replan_e2e(plan, e2e_done=7, seconds_left=-1.0, s_per_step=1.0).e2e_steps == 7
+    assert replan_e2e(plan, e2e_done=7, seconds_left=3.0, s_per_step=1.0).e2e_steps == 10

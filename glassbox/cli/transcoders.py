@@ -65,14 +65,16 @@ def train_command(
     budget: Annotated[str | None, typer.Option("--budget", help="Training time, e.g. 15m or 2h.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per step.")] = 16,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence, BOS included.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 2e-3,
     seed: Annotated[int, typer.Option("--seed", help="Seed for weights and data order.")] = 0,
     e2e_frac: Annotated[float, typer.Option("--e2e-frac", help="Share of the run for end-to-end KL "
-                                            "fine-tuning (0 = off).")] = 0.25,
+                                            "fine-tuning (0 = off).")] = 0.0,
     splice_max: Annotated[float, typer.Option("--splice-max", help="Share of batch rows trained on "
-                                              "spliced-model inputs (0 = off).")] = 0.5,
+                                              "spliced-model inputs (0 = off).")] = 0.0,
     input_hook: Annotated[str, typer.Option("--input-hook")] = "mlp.hook_in",
-    output_hook: Annotated[str, typer.Option("--output-hook")] = "hook_mlp_out",
+    output_hook: Annotated[str, typer.Option("--output-hook", help="mlp.hook_out (the MLP's own output; "
+                                             "for Gemma before its post-norm) or hook_mlp_out.")
+                           ] = "mlp.hook_out",
     dtype: Annotated[str, typer.Option("--dtype", help="Model dtype for the activations.")] = "bfloat16",
     save_dtype: Annotated[str, typer.Option("--save-dtype", help="float32 or bfloat16 files.")] = "float32",
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: GPU if any).")

@@ -67,3 +67,27 @@ def affine_fit(m: LayerMoments, s_in: float, s_out: float, *,
 def mean_output(m: LayerMoments, s_out: float) -> torch.Tensor:
     """Mean normalised output: the b_dec start without a skip path."""
     return (m.sum_y / max(m.n, 1) / s_out).float()
+
+
+class Samples:
+    """A seeded random sample of calibration tokens per layer (for data-initialised features)."""
+
+    def __init__(self, n_layers: int, n_samples: int, n_batches: int, *, seed: int) -> None:
+        self.per_batch = -(-n_samples // max(n_batches, 1))  # ceil
+        self.n_samples = n_samples
+        self.gen = torch.Generator().manual_seed(seed + 7)
+        self.x: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
+        self.y: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
+
+    def add(self, layer: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.n_samples == 0:
+            return
+        idx = torch.randperm(x.shape[0], generator=self.gen)[: self.per_batch].to(x.device)
+        self.x[layer].append(x[idx].float())
+        self.y[layer].append(y[idx].float())
+
+    def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, d) inputs and outputs, n <= n_samples (raw units)."""
+        x, y = torch.cat(self.x[layer]), torch.cat(self.y[layer])
+        self.x[layer], self.y[layer] = [], []  # free memory as layers are consumed
+        return x[: self.n_samples], y[: self.n_samples]

@@ -177,6 +177,13 @@ def readme(*, name: str, config: TrainConfig, metrics: dict[str, Any], files: li
         "every number below plus the training history.",
         "```\n" + "\n".join(files) + "\n```",
     ]
+    if c.output_hook == "mlp.hook_out":
+        parts.append(
+            "**Output hook.** `mlp.hook_out` is the MLP's own output. In models with a norm after the MLP "
+            "(Gemma 2/3: `post_feedforward_layernorm`) that norm is applied to the transcoder's output: live "
+            "when the transcoders replace the MLPs, with its scale frozen at the true value in attribution "
+            "graphs. The norm fixes the scale of every replaced MLP's contribution, which is what keeps "
+            "errors from compounding when every MLP is replaced at once.")
     if c.activation == "topk":
         parts.append(
             f"**Null features.** Features {c.trained_features}..{c.n_features - 1} of every layer are null "

@@ -1,9 +1,9 @@
 """How many steps each phase gets, and the learning rate at each step.
 
-The schedule is a function of the step number only, so a resumed run follows the same curve.
-A token budget fixes the step counts at the start. A time budget fixes them from the measured
-speed: the plan is revised while the learning rate is still constant and frozen once decay
-begins (the plan is saved in checkpoints, so a resume keeps it).
+The schedule is a function of the step number and the plan only. A token budget fixes the plan
+at the start, so a resumed run follows exactly the same curve. A time budget plans from the
+measured speed and revises the plan every few steps until the time is spent (a machine that
+slows down shortens the run instead of overrunning the budget); the plan is saved in checkpoints.
 """
 
 from __future__ import annotations
@@ -36,22 +36,21 @@ def plan_for_tokens(tokens: int, tokens_per_step: int, e2e_frac: float) -> Plan:
     return Plan(local, e2e, True, True)
 
 
-def replan_local(plan: Plan, *, step: int, seconds_left_local: float, s_per_step: float,
-                 decay_start: float) -> Plan:
-    """Stretch or shrink the local phase to fit the time left, until its decay has begun."""
+def replan_local(plan: Plan, *, step: int, seconds_left_local: float, s_per_step: float) -> Plan:
+    """Stretch or shrink the local phase to end when its share of the time budget is spent."""
     if plan.local_fixed:
         return plan
-    local = max(step + 1, step + int(seconds_left_local / max(s_per_step, 1e-6)))
-    fixed = step >= int(decay_start * local)
-    return Plan(local, plan.e2e_steps, fixed, plan.e2e_fixed)
+    # `step` steps are done: with no time left the phase ends now (a floor of step + 1 would
+    # add one more step at every replan, and a run past its budget would never end)
+    local = max(1, step, step + int(seconds_left_local / max(s_per_step, 1e-6)))
+    return Plan(local, plan.e2e_steps, False, plan.e2e_fixed)
 
 
 def replan_e2e(plan: Plan, *, e2e_done: int, seconds_left: float, s_per_step: float) -> Plan:
     if plan.e2e_fixed:
         return plan
-    e2e = max(e2e_done + 1, e2e_done + int(seconds_left / max(s_per_step, 1e-6)))
-    fixed = e2e_done >= e2e // 2
-    return Plan(plan.local_steps, e2e, plan.local_fixed, fixed)
+    e2e = max(1, e2e_done, e2e_done + int(seconds_left / max(s_per_step, 1e-6)))
+    return Plan(plan.local_steps, e2e, plan.local_fixed, False)
 
 
 def lr_at(step: int, plan: Plan, *, lr: float, warmup: int, decay_start: float, e2e_scale: float) -> float:

@@ -60,12 +60,13 @@ class TrainState:
     kl_ema: float | None = None
     phase_s: dict[str, float] = field(default_factory=lambda: {"local": 0.0, "e2e": 0.0})
     phase_steps: dict[str, int] = field(default_factory=lambda: {"local": 0, "e2e": 0})
+    step_s_ema: dict[str, float] = field(default_factory=dict)  # recent seconds per step, per phase
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "tokens": self.tokens, "elapsed_s": self.elapsed_s,
                 "plan": None if self.plan is None else self.plan.to_dict(), "last_fired": self.last_fired,
                 "history": self.history, "calib": self.calib, "fvu_ema": self.fvu_ema, "kl_ema": self.kl_ema,
-                "phase_s": self.phase_s, "phase_steps": self.phase_steps}
+                "phase_s": self.phase_s, "phase_steps": self.phase_steps, "step_s_ema": self.step_s_ema}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainState:
@@ -73,7 +74,7 @@ class TrainState:
         return cls(step=d["step"], tokens=d["tokens"], elapsed_s=d["elapsed_s"], plan=plan,
                    last_fired=d["last_fired"], history=d["history"], calib=d["calib"],
                    fvu_ema=d["fvu_ema"], kl_ema=d["kl_ema"], phase_s=d["phase_s"],
-                   phase_steps=d["phase_steps"])
+                   phase_steps=d["phase_steps"], step_s_ema=d.get("step_s_ema", {}))
 
 
 @dataclass
@@ -114,11 +115,11 @@ class Trainer:
     def _init_fresh(self, batches) -> None:
         torch.manual_seed(self.cfg.seed)
         self.stack = self._new_stack()
+        self.state = TrainState(last_fired=torch.zeros(self.L, self.cfg.trained_features, dtype=torch.long),
+                                fvu_ema=[1.0] * self.L)
         t0 = time.perf_counter()
         self._calibrate([next(batches) for _ in range(self.cfg.calib_batches)])
         self.opt = self._new_optimizer()
-        self.state = TrainState(last_fired=torch.zeros(self.L, self.cfg.trained_features, dtype=torch.long),
-                                fvu_ema=[1.0] * self.L)
         self.state.elapsed_s = time.perf_counter() - t0
         self.state.calib["seconds"] = round(self.state.elapsed_s, 2)
         self.state.calib["tokens"] = self.cfg.calib_batches * self.tokens_per_step
@@ -141,11 +142,14 @@ class Trainer:
     def _calibrate(self, batches: list[torch.Tensor]) -> None:
         c, L, d = self.cfg, self.L, self.d
         moments = [cal.new_moments(d, self.device) for _ in range(L)]
+        samples = cal.Samples(L, c.trained_features if c.data_init else 0, len(batches), seed=c.seed)
         for tokens in batches:
             fwd = run_forward(self.model, tokens.to(self.device), stop_after_layer=L - 1)
             for layer, rec in enumerate(fwd.layers):
                 x, y = record_io(self.model, layer, rec, c.input_hook, c.output_hook)
-                cal.accumulate(moments[layer], x[:, 1:].reshape(-1, d), y[:, 1:].reshape(-1, d))
+                x, y = x[:, 1:].reshape(-1, d), y[:, 1:].reshape(-1, d)
+                cal.accumulate(moments[layer], x, y)
+                samples.add(layer, x, y)
         for layer, m in enumerate(moments):
             s_in, s_out = cal.scales(m, d)
             self.stack.s_in[layer], self.stack.s_out[layer] = s_in, s_out
@@ -155,8 +159,23 @@ class Trainer:
                 self.stack.b_dec[layer].copy_(b)
             else:
                 self.stack.b_dec[layer].copy_(cal.mean_output(m, s_out))
+            if c.data_init:
+                self._data_init(layer, *samples.get(layer), s_in, s_out)
         self.state.calib = {"s_in": self.stack.s_in.tolist(), "s_out": self.stack.s_out.tolist(),
-                            "affine_init": c.affine_init}
+                            "affine_init": c.affine_init, "data_init": c.data_init}
+
+    def _data_init(self, layer: int, x: torch.Tensor, y: torch.Tensor, s_in: float, s_out: float) -> None:
+        """Feature i starts as 'inputs like calibration token i get what the affine map missed there'."""
+        st, n = self.stack, x.shape[0]
+        x, y = x.float() / s_in, y.float() / s_out
+        pred = st.b_dec[layer] + (x @ st.W_skip[layer] if st.W_skip is not None else 0.0)
+        enc = x - x.mean(0)
+        enc = enc / enc.norm(dim=-1, keepdim=True).clamp(min=1e-6) * self.cfg.enc_init_scale
+        dec = y - pred
+        dec = dec / dec.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        st.W_enc[layer, :n] = enc
+        st.b_enc[layer, :n] = -(enc @ x.mean(0))
+        st.W_dec[layer, :n] = dec
 
     # ---- one step --------------------------------------------------------------------------
     def _normalise(self, layer: int, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,6 +359,8 @@ class Trainer:
         st.elapsed_s += dt
         st.phase_s[phase] += dt
         st.phase_steps[phase] += 1
+        prev = st.step_s_ema.get(phase)
+        st.step_s_ema[phase] = dt if prev is None else 0.8 * prev + 0.2 * dt
         self._update_stats(info, phase, lr, dt)
         self._maybe_replan(phase)
 
@@ -372,11 +393,10 @@ class Trainer:
         c, st = self.cfg, self.state
         if c.budget_s is None:
             return
-        s_per_step = st.phase_s[phase] / max(1, st.phase_steps[phase])
-        if phase == "local" and not st.plan.local_fixed and st.step % 5 == 0:
+        s_per_step = st.step_s_ema[phase]
+        if phase == "local" and not st.plan.local_fixed and (st.step % 5 == 0 or st.elapsed_s > c.budget_s):
             left = c.budget_s * (1 - c.e2e_frac) - st.elapsed_s
-            st.plan = replan_local(st.plan, step=st.step, seconds_left_local=left, s_per_step=s_per_step,
-                                   decay_start=c.decay_start)
+            st.plan = replan_local(st.plan, step=st.step, seconds_left_local=left, s_per_step=s_per_step)
         elif phase == "e2e" and not st.plan.e2e_fixed:
             done = st.step - st.plan.local_steps
             st.plan = replan_e2e(st.plan, e2e_done=done, seconds_left=c.budget_s - st.elapsed_s,
