@@ -21,7 +21,8 @@ def trace_command(
                       ] = Path("graph.json"),
     save_pt: Annotated[Path | None, Opt(help="Also save the full unpruned graph (.pt).")] = None,
     max_feature_nodes: Annotated[int | None, Opt(
-        help="Visit at most this many features, most influential first (default: all).")] = None,
+        help="Visit at most this many features, most influential first (default: all; the graph "
+        "is dense over its nodes, so set e.g. 1000 for prompts over ~30 tokens).")] = None,
     max_n_logits: Annotated[int, Opt(help="At most this many logit targets.")] = 10,
     desired_logit_prob: Annotated[float, Opt(
         help="Take top logits until their probability sums to this.")] = 0.95,
