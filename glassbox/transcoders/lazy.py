@@ -68,7 +68,8 @@ class LazyRows:
         return self._to_torch(self._mmap[order]).to(device=device, dtype=dtype)
 
     def full(self, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        return self._to_torch(self._mmap[:]).to(device=device, dtype=dtype)
+        # a writable copy: a tensor over the read-only map would share memory nobody may write
+        return self._to_torch(np.array(self._mmap)).to(device=device, dtype=dtype)
 
 
 class DenseRows:
