@@ -6,6 +6,7 @@ Each configuration runs in a fresh process so that peak RSS belongs to that trac
     python bench/trace_bench.py --quick              # the anchor prompt only
     python bench/trace_bench.py --no-long            # the grid without the 512-token row
     python bench/trace_bench.py --one '{"n_tokens": 16, "max_feature_nodes": 1000, "dtype": "float32"}'
+    python bench/trace_bench.py --one '{"n_tokens": 64, "device": "cuda", "model": M, "transcoders": T, ...}'
 """
 
 from __future__ import annotations
@@ -42,12 +43,17 @@ def run_one(cfg: dict) -> dict:
     from glassbox.graph.export import dumps_graph_json
 
     torch.manual_seed(0)
-    model = glassbox.load_model(cfg.get("model", "gemma-3-270m"), dtype=cfg["dtype"], device="cpu")
-    tcs = glassbox.load_transcoders(cfg.get("transcoders", DEFAULT_TRANSCODERS))
+    model = glassbox.load_model(cfg.get("model", "gemma-3-270m"), dtype=cfg["dtype"],
+                               device=cfg.get("device", "cpu"))
+    tcs = glassbox.load_transcoders(cfg.get("transcoders", DEFAULT_TRANSCODERS), device=model.device)
     if cfg.get("prompt"):
         ids = model.tokenize(cfg["prompt"])
     else:
         ids = model.tokenize(PASSAGE)[: cfg["n_tokens"]]
+    if model.device.type == "cuda":  # not timed: CUDA context, cuBLAS handles, kernel caches
+        glassbox.trace(ids[:8], model=model, transcoders=tcs, max_feature_nodes=50)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     result = glassbox.trace(ids, model=model, transcoders=tcs,
@@ -65,6 +71,9 @@ def run_one(cfg: dict) -> dict:
         "selected": g.n_selected,
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "rss_before_trace_gb": round(rss_before / 2**20, 2),
+        "device": str(model.device),
+        "peak_gpu_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                        if model.device.type == "cuda" else None),
         "json_mb": round(len(raw) / 2**20, 2),
         "top_logit": g.logit_targets[0].token_str,
         "replacement": round(result.replacement_score, 3),

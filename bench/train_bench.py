@@ -26,10 +26,20 @@ def _timed_steps(trainer, batches, n_warm: int, n_steps: int) -> float:
     """Seconds per step of trainer._one_step over n_steps after n_warm warm-up steps."""
     for _ in range(n_warm):
         trainer._one_step(next(batches))
+    _sync(trainer.device)
     t0 = time.perf_counter()
     for _ in range(n_steps):
         trainer._one_step(next(batches))
+    _sync(trainer.device)
     return (time.perf_counter() - t0) / n_steps
+
+
+def _sync(device) -> None:
+    """Wait for queued GPU work, so that wall-clock time counts it."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _trainer(model, args, **overrides):
@@ -42,8 +52,8 @@ def _trainer(model, args, **overrides):
                 batch_size=args.batch_size, seq_len=args.seq_len, calib_batches=1)
     opts.update(overrides)
     trainer = Trainer(TrainConfig(**opts), model, Path("/nonexistent-bench-output"))
-    batches = train_batches(args.corpus, model.tokenizer, seq_len=args.seq_len, batch_size=args.batch_size,
-                            seed=0)
+    batches = (b.to(model.device) for b in train_batches(args.corpus, model.tokenizer, seq_len=args.seq_len,
+                                                         batch_size=args.batch_size, seed=0))
     trainer._init_fresh(batches)
     return trainer, batches, Plan
 
@@ -63,9 +73,11 @@ def bench(args) -> dict:
     trainer, batches, Plan = _trainer(model, args, splice_max=0.0, e2e_frac=0.0)
     tokens = next(batches).to(model.device)
     run_forward(model, tokens, stop_after_layer=model.n_layers - 1)
+    _sync(model.device)
     t0 = time.perf_counter()
     for _ in range(args.steps):
         run_forward(model, next(batches).to(model.device), stop_after_layer=model.n_layers - 1)
+    _sync(model.device)
     rows["model forward only (bf16)"] = (time.perf_counter() - t0) / args.steps
 
     trainer.state.plan = Plan(10**6, 0, True, True)
@@ -104,7 +116,7 @@ def main() -> None:
     p.add_argument("--model", default="gemma-3-270m")
     p.add_argument("--corpus", default="offline-en")
     p.add_argument("--features", type=int, default=4096)
-    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--k", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--steps", type=int, default=4, help="timed steps per phase")

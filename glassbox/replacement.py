@@ -586,6 +586,9 @@ class ReplacementModel:
             y = p.frozen.out_values[l][None].clone()
             skip = self.transcoders.skip(l, x - p.frozen.tc_inputs[l].to(x.dtype))
             if skip is not None:
+                if p.bos and p.plan.start == 0:
+                    skip = skip.clone()
+                    skip[0] = 0  # BOS MLP output stays constant, as in attribution
                 y = y + skip.to(y.dtype)[None]
             if delta is not None:
                 y = y + delta[None]

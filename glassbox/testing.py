@@ -6,6 +6,7 @@ Every supported family gets a 2-layer model with a word-level tokenizer, random 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -67,7 +68,9 @@ def make_tiny_hf_model(family: str = "llama", *, seed: int = 0, dtype: torch.dty
 
     tok = tiny_tokenizer()
     torch.manual_seed(seed)
-    hf = AutoModelForCausalLM.from_config(tiny_config(family, len(tok)))
+    # eager: the reference implementation on every device (CUDA's default kernels skip Gemma 2's
+    # attention soft-cap)
+    hf = AutoModelForCausalLM.from_config(tiny_config(family, len(tok)), attn_implementation="eager")
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for name, p in hf.named_parameters():
@@ -78,10 +81,16 @@ def make_tiny_hf_model(family: str = "llama", *, seed: int = 0, dtype: torch.dty
     return hf.to(dtype).eval(), tok
 
 
+def tiny_device() -> torch.device:
+    """Where tiny models live: GLASSBOX_TEST_DEVICE (default cpu), so that the same exactness
+    and training tests run on a GPU host with GLASSBOX_TEST_DEVICE=cuda."""
+    return torch.device(os.environ.get("GLASSBOX_TEST_DEVICE", "cpu"))
+
+
 def make_tiny_model(family: str = "llama", *, seed: int = 0,
                     dtype: torch.dtype = torch.float32) -> LoadedModel:
     hf, tok = make_tiny_hf_model(family, seed=seed, dtype=dtype)
-    return LoadedModel(hf, tok, name=f"tiny-{family}")
+    return LoadedModel(hf.to(tiny_device()), tok, name=f"tiny-{family}")
 
 
 def make_tiny_model_dir(path: str | Path, arch: str = "llama", *, seed: int = 0) -> Path:
@@ -126,9 +135,10 @@ def make_random_transcoders(
             if activation == "jumprelu" else None,
             skip=rnd(d, d, scale=0.1) if skip else None,
         ))
-    return TranscoderSet(layers, kind=kind, activation=activation, k=k if activation == "topk" else None,
+    tset = TranscoderSet(layers, kind=kind, activation=activation, k=k if activation == "topk" else None,
                          input_hook=input_hook, output_hook=output_hook,
                          name=f"random-{kind}-{activation}", model_name=model.name)
+    return tset.to(device=model.device)
 
 
 def make_random_transcoders_dir(path: str | Path, model_dir: str | Path, *, kind: str = "plt",

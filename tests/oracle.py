@@ -66,7 +66,7 @@ def oracle_max_error(ctx: AttributionContext, graph: Graph, **kw) -> tuple[float
     worst, scale, n = 0.0, 0.0, 0
     for _kind, col, _x, delta in sources(ctx, graph, **kw):
         pre1, lg1 = ctx.linear_forward(logit_vecs=vecs, **delta)
-        measured = torch.cat([(pre1 - pre0)[sel], lg1 - lg0])
+        measured = torch.cat([(pre1 - pre0)[sel.to(pre1.device)], lg1 - lg0]).cpu()
         predicted = -torch.cat([A[: graph.n_selected, col], A[-k:, col]])
         worst = max(worst, float((measured - predicted).abs().max()))
         scale = max(scale, float(predicted.abs().max()))

@@ -90,6 +90,33 @@ def test_bos_position_has_no_features_or_errors():
     assert graph.adjacency_matrix[:, graph.token_node(0)].abs().max() > 0
 
 
+def test_bos_mlp_output_is_a_constant():
+    """No edge may pass through the BOS position's MLP: its frozen post-MLP norm scale is
+    1/rms of a near-zero vector in real Gemma, so a live BOS skip path swamps the graph."""
+    model, tc = setup("gemma3", TRANSCODER_KINDS[2])  # skip, written before the post-MLP norm
+    ctx = AttributionContext(model, tc, model.tokenize(PROMPT))
+    assert ctx.zero_bos and all(fl.skip is not None and fl.tc_out is not None for fl in ctx.layers)
+    L, T = ctx.n_layers, ctx.n_pos
+    rows = (torch.tensor([L, L, 1, 2]), torch.tensor([T - 1, T - 2, T - 1, 3]),
+            torch.randn(4, model.d_model, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    before = ctx.backward_rows(*rows)
+    for fl in ctx.layers:
+        fl.tc_out[0] *= 1e4  # what a near-zero BOS MLP output does to the frozen scale
+        fl.tc_in[0] *= 1e2
+    after = ctx.backward_rows(*rows)
+    assert before[:, ctx.token_col(0)].abs().max() > 1e-3  # BOS still reaches them by attention
+    torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-12)
+    dE = torch.zeros_like(ctx.embeddings)
+    dE[0] = 1.0
+    pre0, _ = ctx.linear_forward()
+    pre1, _ = ctx.linear_forward(delta_embed=dE)
+    ctx.layers[-1].tc_out[0] *= 1e3  # moves the constant, not the BOS embedding's effect
+    base2, _ = ctx.linear_forward()
+    pre2, _ = ctx.linear_forward(delta_embed=dE)
+    assert (pre1 - pre0).abs().max() > 1e-3
+    torch.testing.assert_close(pre2 - base2, pre1 - pre0, rtol=1e-7, atol=1e-9)
+
+
 def test_bos_is_not_duplicated():
     model, _ = setup("llama")
     ids = model.tokenize("<bos> Fact : Michael")
@@ -125,7 +152,7 @@ def test_logit_targets_follow_cumulative_probability():
     assert p.sum() >= 0.5 or len(p) == 10
     assert p[:-1].sum() < 0.5  # stops at the first token that reaches the goal
     assert graph.logit_targets[0].vocab_idx == int(probs.argmax())
-    torch.testing.assert_close(p[0], probs.max())
+    torch.testing.assert_close(p[0], probs.max().cpu())
 
 
 def test_logit_difference_row_is_difference_of_token_rows():
@@ -151,7 +178,7 @@ def test_custom_target_direction_matches_oracle():
     dE[3] = -ctx.embeddings[3]
     _, v0 = ctx.linear_forward(logit_vecs=vec[None])
     _, v1 = ctx.linear_forward(logit_vecs=vec[None], delta_embed=dE)
-    torch.testing.assert_close(v1 - v0, -graph.adjacency_matrix[-1:, graph.token_node(3)])
+    torch.testing.assert_close((v1 - v0).cpu(), -graph.adjacency_matrix[-1:, graph.token_node(3)])
 
 
 def test_graph_targets_helper_uses_graph_tokens():

@@ -81,7 +81,7 @@ def test_constrained_edit_moves_every_target_by_its_edge(family, kind):
         for edit, factor in ((scale(l, p, f, 1.37), 0.37), ((l, p, f, 2.5), (2.5 - a) / a),
                              (ablate(l, p, f), -1.0)):
             moved = _targets(graph, rm.feature_intervention(ids, [edit], **run)) - base
-            error = (moved - factor * A[rows, s]).abs()
+            error = (moved.cpu() - factor * A[rows, s]).abs()
             worst_f = max(worst_f, float(error[:n_sel].max()))
             worst_l = max(worst_l, float(error[n_sel:].max()))
             biggest = max(biggest, float((factor * A[rows, s]).abs().max()))
@@ -159,13 +159,14 @@ class HookReference:
 
     def clean_patterns(self, ids):
         self.hf.set_attn_implementation("eager")
-        out = self.hf(torch.tensor([ids]), output_attentions=True)
+        out = self.hf(torch.tensor([ids], device=self.model.device), output_attentions=True)
         return [a.detach() for a in out.attentions]
 
     def run(self, ids, edits, *, frozen=None):
         """Logits (T, V) and activations (L, T, d_tc). edits: (layer, pos|None, feat, mode, value)."""
         T, L = len(ids), self.model.n_layers
-        pending = [torch.zeros(T, self.model.d_model, dtype=self.model.dtype) for _ in range(L)]
+        pending = [torch.zeros(T, self.model.d_model, dtype=self.model.dtype, device=self.model.device)
+                   for _ in range(L)]
         acts_seen = [None] * L
         handles = []
 
@@ -184,7 +185,7 @@ class HookReference:
                         dec = self.tc.layers[layer].W_dec.tensor[feat]  # (d,) or (n_out, d)
                         dec = dec[None] if dec.dim() == 1 else dec
                         for j in range(dec.shape[0]):
-                            pending[layer + j][p] += (new - cur) * dec[j]
+                            pending[layer + j][p] += (new - cur) * dec[j].to(pending[0].device)
             return hook
 
         def on_output(layer):
@@ -215,7 +216,7 @@ class HookReference:
                     handles.append(attn.register_forward_hook(on_attention(layer, frozen[layer]),
                                                               with_kwargs=True))
             with torch.no_grad():
-                logits = self.hf(torch.tensor([ids])).logits[0]
+                logits = self.hf(torch.tensor([ids], device=self.model.device)).logits[0]
         finally:
             for h in handles:
                 h.remove()
@@ -268,7 +269,7 @@ def test_frozen_and_free_attention_differ_downstream():
 def test_no_intervention_is_the_real_model(family):
     model, tc, rm = setup(family)
     ids = model.tokenize(PROMPT)
-    hf_logits = model.hf_model(torch.tensor([ids])).logits[0]
+    hf_logits = model.hf_model(torch.tensor([ids], device=model.device)).logits[0]
     for constrained in (False, True):
         res = rm.feature_intervention(ids, constrained=constrained)
         torch.testing.assert_close(res.logits, hf_logits, rtol=1e-5, atol=1e-5)
@@ -292,7 +293,7 @@ def test_free_steering_adds_to_the_residual_after_the_layer():
     res = rm.feature_intervention(ids, [steer(1, vec, 3)])
     fwd = model.forward(ids)
     resid = fwd.final_resid.clone()
-    resid[0, 3] += vec
+    resid[0, 3] += vec.to(resid.device)
     expected = model.hf_model.lm_head(model.decoder.norm(resid))[0]
     torch.testing.assert_close(res.logits, expected, rtol=1e-10, atol=1e-10)
 
@@ -305,7 +306,7 @@ def test_greedy_generation_equals_hf_generate_and_full_forward(family):
     model, tc, rm = setup(family, seed=1)
     ids = model.tokenize("The capital state containing Dallas is")
     out = rm.generate(ids, max_new_tokens=12)
-    hf = model.hf_model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False)
+    hf = model.hf_model.generate(torch.tensor([ids], device=model.device), max_new_tokens=12, do_sample=False)
     assert out.new_ids == hf[0, len(ids):].tolist()
     seq = list(ids)
     for _ in range(len(out.new_ids)):
@@ -412,7 +413,7 @@ def test_top_next_tokens_before_after():
     top = after.topk(5)
     assert [t.token_id for t in table.after] == top.indices.tolist()
     probs_after = torch.tensor([t.prob_after for t in table.after], dtype=torch.float64)
-    torch.testing.assert_close(probs_after, top.values)
+    torch.testing.assert_close(probs_after, top.values.cpu())
     assert any(abs(t.prob_after - t.prob_before) > 1e-6 for t in table.after)
     assert set(table.to_dict()) == {"before", "after"}
 

@@ -256,6 +256,8 @@ class AttributionContext:
             g_x = torch.zeros(b, P, d, dtype=self.dtype, device=self.device)
             if a and fl.skip is not None:
                 g_x[:a] = g_out @ fl.skip.T
+                if self.zero_bos:
+                    g_x[:a, 0] = 0  # the BOS MLP output is a constant (see linear_forward)
             here = torch.nonzero(layer_s == l).flatten()
             g_x[here, pos_s[here]] += vec_s[here]
             G[:b] += fl.tc_in[:P] * g_x
@@ -320,7 +322,11 @@ class AttributionContext:
 
         Attention patterns and norm scales stay frozen, MLP outputs are their true values
         plus the skip path's change plus the given source changes. With no deltas this is
-        the real forward pass.
+        the real forward pass. When BOS is dropped, its whole MLP output is a constant: its
+        features and error are not nodes, and neither is its skip path. (The post-MLP norm
+        scale frozen there is 1/rms of a near-zero vector in Gemma's later layers, so a live
+        BOS skip path would route the BOS embedding through gains of 1e2-1e4 and swamp the
+        graph; circuit-tracer keeps it live, which changes only the BOS token's column.)
         """
         T, L = self.n_pos, self.n_layers
         spec = self.model.spec
@@ -343,7 +349,10 @@ class AttributionContext:
             pres.append((x_tc[feats[:, 1].to(self.device)] * W).sum(-1) + b_enc)
             y = self.tc_targets[l].clone()
             if fl.skip is not None:
-                y = y + (x_tc - self.tc_inputs[l]) @ fl.skip
+                skip_change = (x_tc - self.tc_inputs[l]) @ fl.skip
+                if self.zero_bos:
+                    skip_change[0] = 0
+                y = y + skip_change
             if delta_acts is not None:
                 y = y + self._feature_writes(l, self._c(delta_acts))
             if delta_errors is not None:

@@ -76,7 +76,8 @@ def salient_targets(model: LoadedModel, logits: torch.Tensor, *, max_n_logits: i
         raise GlassboxError("desired_logit_prob must be in (0, 1]")
     probs = torch.softmax(logits.float(), dim=-1)
     top_p, top_i = probs.topk(min(max_n_logits, probs.shape[-1]))
-    cutoff = int(torch.searchsorted(torch.cumsum(top_p, 0), torch.tensor(desired_logit_prob))) + 1
+    goal = torch.tensor(desired_logit_prob, device=top_p.device)
+    cutoff = int(torch.searchsorted(torch.cumsum(top_p, 0), goal)) + 1
     top_p, top_i = top_p[:cutoff], top_i[:cutoff]
     return _token_targets(model, top_i, top_p)
 

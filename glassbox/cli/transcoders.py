@@ -59,7 +59,7 @@ def train_command(
                                         "files or folder, or a hub dataset.")] = "offline-en",
     features: Annotated[int, typer.Option("--features", help="Features per layer.")] = 4096,
     activation: Annotated[str, typer.Option("--activation", help="topk, jumprelu or relu.")] = "topk",
-    k: Annotated[int, typer.Option("--k", help="Active features per token (topk).")] = 32,
+    k: Annotated[int, typer.Option("--k", help="Active features per token (topk).")] = 48,
     skip: Annotated[bool, typer.Option("--skip/--no-skip", help="Affine skip connection.")] = True,
     tokens: Annotated[str | None, typer.Option("--tokens", help="Training tokens, e.g. 2M.")] = None,
     budget: Annotated[str | None, typer.Option("--budget", help="Training time, e.g. 15m or 2h.")] = None,

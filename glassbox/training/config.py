@@ -43,7 +43,7 @@ class TrainConfig:
     corpus: str
     n_features: int = 4096
     activation: str = "topk"
-    k: int = 32
+    k: int = 48
     skip: bool = True
     tokens: int | None = None  # stop after this many training tokens ...
     budget_s: float | None = None  # ... or after this much training time (planned by measured speed)

@@ -127,7 +127,8 @@ class TranscoderSet:
                     raise TranscoderError(f"layer {i}: {what} has shape {got}, expected {want}")
 
     def check_compatible(self, model) -> None:  # noqa: ANN001 - LoadedModel, avoids a cycle
-        """Raise a clear error if this set cannot be used with the model."""
+        """Raise a clear error if this set cannot be used with the model, and move its
+        in-memory weights to the model's device (a set loaded on the CPU works with a GPU model)."""
         if self.n_layers != model.n_layers:
             raise TranscoderError(
                 f"transcoder set {self.name!r} has {self.n_layers} layers but model "
@@ -138,6 +139,8 @@ class TranscoderSet:
                 f"transcoder set {self.name!r} reads vectors of width {self.d_model} but model "
                 f"{model.name!r} has d_model {model.d_model}; is it for another model?"
             )
+        if self.device != model.device:
+            self.to(device=model.device)
 
     # ---- math ----------------------------------------------------------------------------
     def encode(self, layer: int, x: torch.Tensor) -> torch.Tensor:
