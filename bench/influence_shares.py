@@ -1,0 +1,76 @@
+"""Where a graph's influence on the logits sits: features, errors, the BOS token, other tokens.
+
+A readable attribution graph has most of its influence in features; a graph whose influence
+sits in error nodes is a weak transcoder set, and one whose influence sits in the BOS token is
+an attribution artefact (see the BOS note in README.md, "Attribution: what is computed").
+
+    python bench/influence_shares.py -t ../shared/transcoders/gemma-3-270m-plt-2k -t my-set
+    python bench/influence_shares.py -t my-set --prompt "Fact: Michael Jordan plays the sport of"
+
+Prints one Markdown row per (transcoder set, prompt) and the mean per set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+PROMPTS = [
+    "Fact: Michael Jordan plays the sport of",
+    "The capital of the state containing Dallas is",
+    'The opposite of "small" is "',
+]
+
+
+def shares(graph) -> dict[str, float]:  # noqa: ANN001 - glassbox.Graph
+    """Fractions of the total node influence held by each kind of source node."""
+    from glassbox.graph.prune import node_influence
+
+    infl = node_influence(graph).double()
+    s, e, t = graph.n_selected, graph.n_errors, graph.n_pos
+    total = float(infl[: s + e + t].sum()) or 1.0
+    tokens = infl[s + e: s + e + t]
+    return {
+        "features": float(infl[:s].sum()) / total,
+        "errors": float(infl[s: s + e].sum()) / total,
+        "bos": float(tokens[0]) / total,
+        "other tokens": float(tokens[1:].sum()) / total,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-m", "--model", default="gemma-3-270m")
+    ap.add_argument("-t", "--transcoders", action="append", required=True)
+    ap.add_argument("--prompt", action="append", help="repeatable; default: three standard prompts")
+    ap.add_argument("--max-feature-nodes", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    import glassbox
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = glassbox.load_model(args.model, device="cpu")
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {args.model}, max_feature_nodes {args.max_feature_nodes}\n")
+    print("| transcoders | prompt | features | errors | BOS token | other tokens | replacement |")
+    print("|---|---|---|---|---|---|---|")
+    for tc_path in args.transcoders:
+        tcs = glassbox.load_transcoders(tc_path)
+        rows = []
+        for prompt in args.prompt or PROMPTS:
+            result = glassbox.trace(prompt, model=model, transcoders=tcs,
+                                    max_feature_nodes=args.max_feature_nodes)
+            sh = shares(result.graph)
+            rows.append(sh)
+            print(f"| {tcs.name} | `{prompt}` | {sh['features']:.1%} | {sh['errors']:.1%} | {sh['bos']:.1%} "
+                  f"| {sh['other tokens']:.1%} | {result.replacement_score:.3f} |", flush=True)
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+        print(f"| {tcs.name} | **mean** | {mean['features']:.1%} | {mean['errors']:.1%} | {mean['bos']:.1%} "
+              f"| {mean['other tokens']:.1%} | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
