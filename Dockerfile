@@ -22,7 +22,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
-    GLASSBOX_HOME=/data
+    GLASSBOX_HOME=/data \
+    HF_HOME=/data/huggingface
 
 # The package lists stay in the image: the setup builds its text corpus from Debian packages
 # with `apt-get download`, which works without root once the lists are there.
@@ -36,7 +37,8 @@ WORKDIR /app
 
 # Dependencies first (a layer that survives code changes), read from pyproject.toml.
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['app']))" \
         > /tmp/requirements.txt \
  && pip install -q -r /tmp/requirements.txt
 
@@ -46,8 +48,10 @@ COPY alembic.ini ./
 COPY migrations ./migrations
 COPY frontend ./frontend
 COPY glassbox ./glassbox
-COPY server ./server
+COPY persistence ./persistence
 COPY worker ./worker
+COPY firststart ./firststart
+COPY server ./server
 RUN pip install -q --no-deps -e . \
  && useradd --create-home --uid 1000 glassbox \
  && mkdir -p /data \

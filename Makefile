@@ -17,16 +17,18 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[app,dev]"
 	touch $@
 
 run: install
 	$(VENV)/bin/glassbox serve --host $(HOST) --port $(PORT)
 
 test: install
+	node --test tests/js/
 	$(PY) -m pytest -q
 
 test-fast: install
+	node --test tests/js/
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 bench: install

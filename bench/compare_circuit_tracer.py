@@ -1,20 +1,32 @@
-"""Glassbox vs circuit-tracer on the demo model: same graph? how fast?
+"""Glassbox vs circuit-tracer: same graph? how fast?
 
-Runs circuit-tracer (in its own venv, default /tmp/ctvenv) and Glassbox (this venv) on one
-prompt, each in a fresh process, saves both graphs as plain tensors, aligns the nodes
-(features by (layer, pos, feature), errors by (layer, pos), tokens by pos, logits by token
-id) and prints a Markdown summary: tokens, active features, activations, logit targets,
-selected-feature overlap, and edge differences per edge type.
+Runs circuit-tracer (in its own venv, given by --ct-python; see COMPARE_CIRCUIT_TRACER.md) and
+Glassbox (this venv) on one prompt, each in a fresh process, saves both graphs as plain
+tensors, aligns the nodes (features by (layer, pos, feature), errors by (layer, pos), tokens by
+pos, logits by token id) and prints a Markdown summary: tokens, active features, activations,
+logit targets, selected-feature overlap, and edge differences per edge type.
 
-    .venv/bin/python bench/compare_circuit_tracer.py                    # 1000 nodes, 2 timed runs each
-    .venv/bin/python bench/compare_circuit_tracer.py --nodes 1000 none  # also the full graph
-    .venv/bin/python bench/compare_circuit_tracer.py --compare-only     # reuse saved graphs
+    CT=--ct-python=path/to/ctvenv/bin/python
+    .venv/bin/python bench/compare_circuit_tracer.py $CT                    # 1000 nodes, 2 timed runs each
+    .venv/bin/python bench/compare_circuit_tracer.py $CT --nodes 1000 none  # also the full graph
+    .venv/bin/python bench/compare_circuit_tracer.py --compare-only         # reuse saved graphs
     ... --threads 1    # torch threads in the timed runs; ... --oracle  # intervention check (HF model)
+    .venv/bin/python bench/compare_circuit_tracer.py $CT --native           # transcoder layouts
+
+The default mode runs the demo model (Gemma 3 270M, --model-dir) with the reference set
+(--transcoders). `--native` writes one random set for tiny Gemma 2 and Gemma 3 models in
+circuit-tracer's layout and in each native layout (GemmaScope .npz, GemmaScope-2, SAELens),
+checks that Glassbox's graphs are identical across layouts, and compares each with
+circuit-tracer 0.5.0 reading the same folder through its own reader for that layout.
 
 Conventions this script knows about (they are not counted as differences):
-- circuit-tracer's nnsight backend takes the raw embedding row as a token node's vector,
-  while Gemma's residual stream gets row * sqrt(d_model). Its token-source edges are therefore
-  smaller by exactly that factor; they are rescaled before comparing, and the factor is checked.
+- circuit-tracer's nnsight backend takes the raw embedding row as a token node's vector. For
+  Gemma 3, whose embedding module already multiplies by sqrt(d_model), its token-source edges
+  are therefore smaller by exactly that factor; they are rescaled before comparing, and the
+  factor is checked (Gemma 2 scales after the module, and its token edges agree as they are).
+- Glassbox holds the BOS position's transcoder skip path constant; circuit-tracer keeps it
+  live, which changes only the BOS token's column. `--native` leaves that column out for sets
+  with skip connections.
 - circuit-tracer 0.5.0 ignores `activation: topk` / `k` in config.yaml and builds ReLU
   transcoders. The circuit-tracer runner here loads the set with circuit-tracer's own loader
   and then sets its own `TopK(k)` activation on every layer, as config.yaml asks.
@@ -34,9 +46,8 @@ import time
 from pathlib import Path
 
 PROMPT = "The opposite of small is large, and the opposite of hot is"
-MODEL_DIR = Path.home() / ".cache/glassbox/models/gemma-3-270m"
+DEMO_MODEL = "gemma-3-270m"  # under GLASSBOX_HOME/models (glassbox models pull gemma-3-270m)
 TRANSCODERS = Path(__file__).resolve().parents[2] / "shared/transcoders/gemma-3-270m-plt-2k"
-CT_PYTHON = "/tmp/ctvenv/bin/python"
 OUT_DIR = Path(tempfile.gettempdir()) / "glassbox_ct_compare"
 
 
@@ -63,54 +74,66 @@ def _ct_transcoders(folder: Path):
     return tcs
 
 
-def run_ct(nodes: int | None, batch_size: int, save: Path) -> dict:
+def run_ct(nodes: int | None, batch_size: int, save: Path, model_dir: Path, transcoders: Path) -> dict:
     import torch
     from circuit_tracer import ReplacementModel, attribute
 
     t0 = time.perf_counter()
-    tcs = _ct_transcoders(TRANSCODERS)
+    tcs = _ct_transcoders(transcoders)
     model = ReplacementModel.from_pretrained_and_transcoders(
-        str(MODEL_DIR), tcs, backend="nnsight", device=torch.device("cpu"), dtype=torch.float32)
+        str(model_dir), tcs, backend="nnsight", device=torch.device("cpu"), dtype=torch.float32)
     t_load = time.perf_counter() - t0
     rss_before = _rss_gb()
     t1, c1 = time.perf_counter(), time.process_time()
     g = attribute(PROMPT, model, max_feature_nodes=nodes, batch_size=batch_size)
     seconds, cpu = time.perf_counter() - t1, time.process_time() - c1
     g.to_pt(str(save.with_suffix(".ct.pt")))  # circuit-tracer's own format (needs its classes)
-    ids = [int(t.vocab_idx) for t in g.logit_targets]
-    torch.save({
-        "input_tokens": g.input_tokens.cpu(), "active_features": g.active_features.cpu(),
-        "activation_values": g.activation_values.cpu().float(),
-        "selected_features": g.selected_features.cpu(), "adjacency_matrix": g.adjacency_matrix.cpu(),
-        "logit_ids": torch.tensor(ids), "logit_probabilities": g.logit_probabilities.cpu().float(),
-        "n_layers": int(g.cfg.n_layers),
-    }, save)
+    torch.save(ct_graph_tensors(g), save)
     return {"tool": "circuit-tracer", "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
             "threads": torch.get_num_threads(), "seconds_load": round(t_load, 2),
             "rss_before_gb": rss_before, "peak_rss_gb": _rss_gb(),
             "active": int(g.active_features.shape[0]), "selected": int(g.selected_features.shape[0])}
 
 
-def run_gb(nodes: int | None, batch_size: int, save: Path) -> dict:
+def ct_graph_tensors(g) -> dict:  # noqa: ANN001 - circuit-tracer's Graph
+    """A circuit-tracer graph as plain tensors (readable without circuit-tracer)."""
     import torch
 
-    import glassbox
+    return {
+        "input_tokens": g.input_tokens.cpu(), "active_features": g.active_features.cpu(),
+        "activation_values": g.activation_values.cpu().float(),
+        "selected_features": g.selected_features.cpu(), "adjacency_matrix": g.adjacency_matrix.cpu(),
+        "logit_ids": torch.tensor([int(t.vocab_idx) for t in g.logit_targets]),
+        "logit_probabilities": g.logit_probabilities.cpu().float(), "n_layers": int(g.cfg.n_layers),
+    }
 
-    t0 = time.perf_counter()
-    model = glassbox.load_model("gemma-3-270m")
-    tcs = glassbox.load_transcoders(TRANSCODERS)
-    t_load = time.perf_counter() - t0
-    rss_before = _rss_gb()
-    t1, c1 = time.perf_counter(), time.process_time()
-    g = glassbox.attribute(PROMPT, model, tcs, max_feature_nodes=nodes, batch_size=batch_size)
-    seconds, cpu = time.perf_counter() - t1, time.process_time() - c1
-    torch.save({
+
+def gb_graph_tensors(g) -> dict:  # noqa: ANN001 - glassbox.Graph
+    import torch
+
+    return {
         "input_tokens": g.input_tokens, "active_features": g.active_features,
         "activation_values": g.activation_values.float(), "selected_features": g.selected_features,
         "adjacency_matrix": g.adjacency_matrix,
         "logit_ids": torch.tensor([t.vocab_idx for t in g.logit_targets]),
         "logit_probabilities": g.logit_probabilities.float(), "n_layers": g.n_layers,
-    }, save)
+    }
+
+
+def run_gb(nodes: int | None, batch_size: int, save: Path, model_dir: Path, transcoders: Path) -> dict:
+    import torch
+
+    import glassbox
+
+    t0 = time.perf_counter()
+    model = glassbox.load_model(str(model_dir))
+    tcs = glassbox.load_transcoders(transcoders)
+    t_load = time.perf_counter() - t0
+    rss_before = _rss_gb()
+    t1, c1 = time.perf_counter(), time.process_time()
+    g = glassbox.attribute(PROMPT, model, tcs, max_feature_nodes=nodes, batch_size=batch_size)
+    seconds, cpu = time.perf_counter() - t1, time.process_time() - c1
+    torch.save(gb_graph_tensors(g), save)
     return {"tool": "glassbox", "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
             "threads": torch.get_num_threads(), "seconds_load": round(t_load, 2),
             "rss_before_gb": rss_before, "peak_rss_gb": _rss_gb(),
@@ -118,11 +141,12 @@ def run_gb(nodes: int | None, batch_size: int, save: Path) -> dict:
 
 
 def spawn(tool: str, nodes: int | None, batch_size: int, save: Path, ct_python: str,
-          threads: int | None = None) -> dict:
+          threads: int | None = None, *, model_dir: Path, transcoders: Path) -> dict:
     """Run one attribution in a fresh process; returns its stats plus the load average around it."""
     python = ct_python if tool == "ct" else sys.executable
     cmd = [python, __file__, "--run", tool, "--nodes", str(nodes).lower(),
-           "--batch-size", str(batch_size), "--save", str(save)]
+           "--batch-size", str(batch_size), "--save", str(save), "--model-dir", str(model_dir),
+           "--transcoders", str(transcoders)]
     if threads:
         cmd += ["--threads", str(threads)]
     load_before = os.getloadavg()[0]
@@ -164,7 +188,8 @@ def edge_stats(ref, new, *, scale: float = 1.0) -> dict:
             "max_rel_elementwise": float(rel.max()), "median_rel_elementwise": float(rel.median())}
 
 
-def compare(ct: dict, gb: dict, embed_scale: float) -> dict:
+def compare(ct: dict, gb: dict, embed_scale: float, exclude: frozenset = frozenset()) -> dict:
+    """Both graphs side by side; `exclude`: node keys left out of the edge comparison."""
     import torch
 
     res: dict = {}
@@ -191,7 +216,7 @@ def compare(ct: dict, gb: dict, embed_scale: float) -> dict:
 
     kc, kg = node_keys(ct), node_keys(gb)
     ic, ig = {k: i for i, k in enumerate(kc)}, {k: i for i, k in enumerate(kg)}
-    both = [k for k in kg if k in ic]
+    both = [k for k in kg if k in ic and k not in exclude]
     by_type: dict[str, list[tuple]] = {}
     for k in both:
         by_type.setdefault(k[0], []).append(k)
@@ -229,19 +254,19 @@ class FrozenGemma:
     tools linearise. Uses only transformers, torch and the transcoder files, in float64.
     """
 
-    def __init__(self, tokens: list[int]) -> None:
+    def __init__(self, tokens: list[int], model_dir: Path, transcoders: Path) -> None:
         import torch
         import yaml
         from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
 
         torch.set_grad_enabled(False)
-        hf = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=torch.float64, attn_implementation="eager")
+        hf = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager")
         self.base = hf.model.eval()
         self.W_U = hf.lm_head.weight.detach()  # (V, d), tied
-        cfg = yaml.safe_load((TRANSCODERS / "config.yaml").read_text())
+        cfg = yaml.safe_load((transcoders / "config.yaml").read_text())
         self.k = int(cfg["k"])
-        self.tc = [{n: t.double() for n, t in load_file(TRANSCODERS / p).items()} for p in cfg["transcoders"]]
+        self.tc = [{n: t.double() for n, t in load_file(transcoders / p).items()} for p in cfg["transcoders"]]
         self.ids = torch.tensor([tokens])
         self.T, self.L = len(tokens), len(self.base.layers)
         self.frozen = False
@@ -385,7 +410,7 @@ class FrozenGemma:
         return torch.cat(out).T  # (targets, sources)
 
 
-def oracle_check(ct: dict, gb: dict, embed_scale: float) -> dict:
+def oracle_check(ct: dict, gb: dict, embed_scale: float, model_dir: Path, transcoders: Path) -> dict:
     """Every edge of both graphs between nodes they share, against interventions on the HF model."""
     import torch
 
@@ -394,7 +419,7 @@ def oracle_check(ct: dict, gb: dict, embed_scale: float) -> dict:
     shared = [k for k in kg if k in ic]
     # Many small ops: on a shared 2-core machine one thread avoids OpenMP barrier stalls.
     torch.set_num_threads(1)
-    fm = FrozenGemma(gb["input_tokens"].tolist())
+    fm = FrozenGemma(gb["input_tokens"].tolist(), model_dir, transcoders)
     fm.zero_deltas(1)
     replay = float((fm.forward(1)[1] - fm.clean_hidden).abs().max())
     # The oracle's own activations must be the tools' (same TopK, same inputs).
@@ -532,15 +557,182 @@ def markdown(results: dict, runs: list[dict], embed_scale: float) -> str:
             lines += oracle_markdown(res["oracle"])
     return "\n".join(lines)
 
+# ---- native layouts: one random set, every layout, tiny Gemma 2 / Gemma 3 ------------------
+
+NATIVE_PROMPT = "The capital of the state containing Dallas is"  # words of the tiny vocabulary
+NATIVE_FAMILIES = ("gemma2", "gemma3")
+# case -> (make_random_transcoders options, layouts besides circuit-tracer's own)
+NATIVE_CASES = {
+    "gemmascope": (dict(activation="jumprelu", skip=False, input_hook="ln2.hook_normalized"),
+                   ["gemmascope"]),
+    "gemmascope-2": (dict(activation="jumprelu", skip=True), ["gemmascope-2", "saelens"]),
+    "gemmascope-2-clt": (dict(kind="clt", activation="jumprelu", skip=True), ["gemmascope-2"]),
+}
+# circuit-tracer 0.5.0 picks its GemmaScope readers by the repo name in the config it is given.
+CT_REPO_MARKER = {"gemmascope": "mwhanna/gemma-scope-transcoders",
+                  "gemmascope-2": "mwhanna/gemma-scope-2-tiny"}
+
+
+def _ct_native_config(set_dir: Path, layout: str) -> dict:
+    """The config circuit-tracer's own loader gets for a set folder written in `layout`."""
+    import yaml
+
+    cfg = yaml.safe_load((set_dir / "config.yaml").read_text())
+    cfg["transcoders"] = [str(set_dir / p) for p in cfg["transcoders"]]
+    cfg["scan"] = set_dir.name
+    if layout in CT_REPO_MARKER:
+        cfg["repo_id"] = CT_REPO_MARKER[layout]
+    if cfg["model_kind"] == "cross_layer_transcoder":
+        # 0.5.0's GemmaScope-2 cross-layer reader takes files 0 .. (last index - 1) of the list
+        cfg["transcoders"].append(cfg["transcoders"][-1])
+    return cfg
+
+
+def run_ct_native(model_dir: Path, set_dir: Path, layout: str, batch_size: int, save: Path) -> None:
+    """circuit-tracer reads the set with its own loader for `layout`, then attributes every feature."""
+    import torch
+    from circuit_tracer import ReplacementModel, attribute
+    from circuit_tracer.utils.hf_utils import load_transcoders
+
+    cpu = torch.device("cpu")
+    tcs = load_transcoders(_ct_native_config(set_dir, layout), device=cpu, dtype=torch.float32)
+    model = ReplacementModel.from_pretrained_and_transcoders(
+        str(model_dir), tcs, backend="nnsight", device=torch.device("cpu"), dtype=torch.float32)
+    g = attribute(NATIVE_PROMPT, model, max_feature_nodes=None, batch_size=batch_size)
+    torch.save(ct_graph_tensors(g), save)
+
+
+def _tiny_model_dir(folder: Path, family: str) -> Path:
+    """A tiny random model saved so that both transformers 5 (Glassbox) and 4.57 (circuit-tracer)
+    read it: transformers 5 names its tokenizer class TokenizersBackend, 4.57 does not know it."""
+    from glassbox.testing import make_tiny_model_dir
+
+    model_dir = make_tiny_model_dir(folder, family)
+    tok_cfg = model_dir / "tokenizer_config.json"
+    cfg = json.loads(tok_cfg.read_text())
+    tok_cfg.write_text(json.dumps({**cfg, "tokenizer_class": "PreTrainedTokenizerFast"}))
+    return model_dir
+
+
+def _same_graph(a: dict, b: dict) -> bool:
+    import torch
+
+    return all(torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in
+               ("input_tokens", "active_features", "activation_values", "adjacency_matrix", "logit_ids"))
+
+
+def _token_scale(res: dict, d_model: int) -> float:
+    """1 or sqrt(d_model), whichever the token edges' Glassbox / circuit-tracer ratio is nearer:
+    circuit-tracer's nnsight backend scales Gemma 2's token edges right and Gemma 3's not."""
+    import torch
+
+    fit = res["edges"]["token->logit"]["ratio_gb_over_ct_fit"]
+    root = float(torch.tensor(d_model**0.5, dtype=torch.float32))
+    return root if abs(fit - root) < abs(fit - 1.0) else 1.0
+
+
+def _overall(res: dict) -> float:
+    """Largest edge difference over all compared edges / largest |edge| (tokens rescaled)."""
+    edges = res["edges"].values()
+    return max(e["max_abs_diff"] for e in edges) / max(e["max_abs_ref"] for e in edges)
+
+
+def native_main(args) -> None:  # noqa: ANN001 - argparse namespace
+    """Every layout of one random set: Glassbox graphs identical across layouts, and each
+    graph against circuit-tracer 0.5.0 reading the same folder with its own loader."""
+    os.environ["GLASSBOX_HOME"] = str(args.out / "native" / "home")  # conversions stay in --out
+    import torch
+
+    import glassbox
+    from glassbox.models import load_model
+    from glassbox.testing import make_random_transcoders
+    from glassbox.transcoders import save_transcoders
+    from glassbox.transcoders.layouts import write_layout
+
+    rows = []
+    for family in NATIVE_FAMILIES:
+        base = args.out / "native" / family
+        model_dir = _tiny_model_dir(base / "model", family)
+        model = load_model(str(model_dir), device="cpu")
+        for case, (options, layouts) in NATIVE_CASES.items():
+            if family == "gemma2":  # 0.5.0's nnsight map for Gemma 2 has no mlp.hook_in
+                options = {**options, "input_hook": "ln2.hook_normalized"}
+            tset = make_random_transcoders(model, **options)
+            folders = {"circuit-tracer": save_transcoders(tset, base / case / "circuit-tracer")}
+            folders.update({lay: write_layout(tset, base / case / lay, lay) for lay in layouts})
+            gb = {lay: gb_graph_tensors(glassbox.attribute(
+                NATIVE_PROMPT, model, glassbox.load_transcoders(f, progress=False),
+                max_feature_nodes=None, batch_size=args.batch_size)) for lay, f in folders.items()}
+            # BOS: Glassbox holds its skip path constant, circuit-tracer keeps it live
+            exclude = frozenset({("token", 0)}) if tset.has_skip else frozenset()
+            for lay, folder in folders.items():
+                row = {"family": family, "case": case, "layout": lay, "input_hook": tset.input_hook,
+                       "glassbox_same_as_circuit_tracer_layout": _same_graph(gb[lay],
+                                                                              gb["circuit-tracer"]),
+                       "active": int(gb[lay]["active_features"].shape[0])}
+                if lay != "saelens" and not (lay == "circuit-tracer" and tset.kind == "clt"):
+                    save = base / case / f"ct_{lay}.pt"
+                    cmd = [args.ct_python, __file__, "--run", "ct-native", "--model-dir", str(model_dir),
+                           "--transcoders", str(folder), "--layout", lay,
+                           "--batch-size", str(args.batch_size), "--save", str(save)]
+                    out = subprocess.run(cmd, capture_output=True, text=True,
+                                         env={**os.environ, "TQDM_DISABLE": "1"})
+                    if out.returncode != 0:
+                        raise RuntimeError(f"circuit-tracer on {save}: {out.stderr[-3000:]}")
+                    ct = torch.load(save)
+                    scale = _token_scale(compare(ct, gb[lay], 1.0, exclude), model.d_model)
+                    res = compare(ct, gb[lay], scale, exclude)
+                    row.update(ct=res, ct_diff_over_max=_overall(res), ct_token_scale=scale)
+                rows.append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "ct"}), file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    print(native_markdown(rows))
+
+
+def native_markdown(rows: list[dict]) -> str:
+    lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+             f"{time.strftime('%Y-%m-%d %H:%M')}; prompt {NATIVE_PROMPT!r}; fp32, every feature a node; "
+             "BOS token column left out for sets with skip", "",
+             "| model | set (input hook) | layout | Glassbox = its circuit-tracer-layout graph | active | "
+             "circuit-tracer: tokens / features / logits equal | activation max diff | "
+             "circuit-tracer token edges x | max edge diff / max edge |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ct = r.get("ct")
+        unread = ("SAELens: not a circuit-tracer layout" if r["layout"] == "saelens" else
+                  "not run: 0.5.0's reader of this layout needs the hub and drops W_skip")
+        cmp = unread if ct is None else (
+            f"{ct['tokens_equal']} / {ct['active']['common'] == ct['active']['ct'] == ct['active']['gb']}"
+            f" / {ct['logits_equal']}")
+        act = "" if ct is None else f"{ct.get('activation_max_abs_diff', float('nan')):.2g}"
+        diff = "" if ct is None else f"{r['ct_diff_over_max']:.2g}"
+        scale = "" if ct is None else f"{r['ct_token_scale']:g}"
+        case = f"{r['case']} ({r['input_hook']})"
+        same = r["glassbox_same_as_circuit_tracer_layout"]
+        lines.append(f"| tiny {r['family']} | {case} | {r['layout']} | {same} | {r['active']} | "
+                     f"{cmp} | {act} | {scale} | {diff} |")
+    return "\n".join(lines)
+
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", choices=["ct", "gb"], help=argparse.SUPPRESS)
+    ap.add_argument("--run", choices=["ct", "gb", "ct-native"], help=argparse.SUPPRESS)
     ap.add_argument("--save", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--layout", help=argparse.SUPPRESS)
+    ap.add_argument("--native", action="store_true",
+                    help="compare on tiny Gemma 2 / Gemma 3 models with one random set written in "
+                         "each native transcoder layout (GemmaScope, GemmaScope-2, SAELens)")
+    ap.add_argument("--model-dir", type=Path,
+                    help=f"model folder (default: {DEMO_MODEL} under GLASSBOX_HOME/models)")
+    ap.add_argument("--transcoders", type=Path, default=TRANSCODERS,
+                    help="transcoder folder (default: the reference set next to the repo)")
     ap.add_argument("--nodes", nargs="+", default=["1000"], help="max_feature_nodes values ('none' = all)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2, help="timed runs per tool and setting")
-    ap.add_argument("--ct-python", default=CT_PYTHON)
+    ap.add_argument("--ct-python", help="python of a venv with circuit-tracer 0.5.0 (see "
+                    "bench/COMPARE_CIRCUIT_TRACER.md)")
     ap.add_argument("--threads", type=int, help="torch threads in the timed runs (default: torch's)")
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument("--compare-only", action="store_true", help="reuse graphs saved in --out")
@@ -549,14 +741,26 @@ def main() -> None:
                     help="also check every shared edge against interventions on the HF model (float64)")
     args = ap.parse_args()
     settings = [None if n.lower() == "none" else int(n) for n in args.nodes]
+    if args.run == "ct-native":
+        run_ct_native(args.model_dir, args.transcoders, args.layout, args.batch_size, args.save)
+        return
     if args.run:
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
         fn = run_ct if args.run == "ct" else run_gb
-        print(json.dumps(fn(settings[0], args.batch_size, args.save)))
+        print(json.dumps(fn(settings[0], args.batch_size, args.save, args.model_dir, args.transcoders)))
         return
+    if not args.ct_python and not args.compare_only:
+        ap.error("--ct-python is needed to run circuit-tracer")
+    if args.native:
+        native_main(args)
+        return
+    if args.model_dir is None:
+        from glassbox.models.demo import models_dir
+
+        args.model_dir = models_dir() / DEMO_MODEL
 
     import torch
 
@@ -569,12 +773,14 @@ def main() -> None:
             for _ in range(args.repeats):
                 for tool in ("ct", "gb"):
                     runs.append(spawn(tool, nodes, args.batch_size, paths[tool], args.ct_python,
-                                      args.threads))
+                                      args.threads, model_dir=args.model_dir,
+                                      transcoders=args.transcoders))
                     print(json.dumps(runs[-1]), file=sys.stderr)
         ct, gb = torch.load(paths["ct"]), torch.load(paths["gb"])
         results[str(nodes)] = compare(ct, gb, embed_scale)
         if args.oracle:
-            results[str(nodes)]["oracle"] = oracle_check(ct, gb, embed_scale)
+            results[str(nodes)]["oracle"] = oracle_check(ct, gb, embed_scale, args.model_dir,
+                                                         args.transcoders)
     full = {t: args.out / f"{t}_none.pt" for t in ("ct", "gb")}
     if all(f.exists() for f in full.values()):
         full_g = {t: torch.load(f) for t, f in full.items()}

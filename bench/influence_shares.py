@@ -58,7 +58,7 @@ def main() -> None:
     model = glassbox.load_model(args.model, device="cpu")
     prompts = args.prompt or PROMPTS
     if args.featured:
-        from glassbox.featured import FEATURED
+        from firststart.featured import FEATURED
 
         prompts = [f.prompt for f in FEATURED]
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {args.model}, max_feature_nodes {args.max_feature_nodes}\n")

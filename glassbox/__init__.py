@@ -10,7 +10,7 @@ The public API is small and imported lazily, so `import glassbox` stays fast:
 
 from __future__ import annotations
 
-from typing import Any
+from glassbox._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -29,9 +29,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'glassbox' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

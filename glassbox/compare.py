@@ -1,6 +1,6 @@
 """Compare attribution graphs: shared features, how much each matters, aligned token positions.
 
-Two questions from issue 7:
+Two questions:
 
 * Same model and transcoders, different prompts (say "What is the opposite of small?" in
   English, French and Chinese): which transcoder features appear in both graphs (same layer

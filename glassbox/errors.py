@@ -21,3 +21,7 @@ class ModelNotAvailableError(GlassboxError):
 
 class GraphFormatError(GlassboxError):
     """A graph file or graph JSON cannot be read."""
+
+
+class GraphTooLargeError(GraphFormatError):
+    """A graph JSON is over a size limit (bytes, nodes or links)."""

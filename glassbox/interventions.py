@@ -90,7 +90,7 @@ class Limits:
     d_transcoder: int
     d_model: int
     n_pos: int  # positions that exist (prompt, plus new tokens in generation)
-    bos: bool  # position 0 is a BOS token
+    n_held: int  # leading positions held constant (BOS, or a chat set's template prefix)
     n_prompt: int = 0  # negative positions count back from the end of the prompt
 
 
@@ -132,9 +132,10 @@ def _pos(pos: Any, lim: Limits, *, feature_edit: bool) -> int | None:
     if not 0 <= q < lim.n_pos:
         raise InterventionError(f"position {p} is outside the sequence of {lim.n_pos} tokens "
                                 f"(positions 0..{lim.n_pos - 1}, BOS at 0)")
-    if feature_edit and q == 0 and lim.bos:
-        raise InterventionError("position 0 is the BOS token, which has no transcoder features "
-                                "(they are zeroed, as in graphs); choose a position from 1")
+    if feature_edit and q < lim.n_held:
+        raise InterventionError(f"position {q} is held constant (BOS or the chat template's opening) and "
+                                f"has no transcoder features (they are zeroed, as in graphs); choose a "
+                                f"position from {lim.n_held}")
     return q
 
 
@@ -218,21 +219,21 @@ class PassPlan:
         return not self.edits and not self.steering
 
 
-def _covered(pos: int | None, start: int, n: int, bos: bool) -> list[int]:
+def _covered(pos: int | None, start: int, n: int, n_held: int) -> list[int]:
     """Local indices in [start, start + n) that a position spec touches."""
     if pos is None:
-        first = max(start, 1 if bos else 0)
+        first = max(start, n_held)
         return list(range(first - start, n))
     return [pos - start] if start <= pos < start + n else []
 
 
-def plan_pass(items: Sequence[FeatureEdit | Steering], *, start: int, n: int, bos: bool,
+def plan_pass(items: Sequence[FeatureEdit | Steering], *, start: int, n: int, n_held: int,
               d_model: int, device: torch.device, dtype: torch.dtype) -> PassPlan:
     """Compile validated interventions for one pass. Later edits of a (layer, pos, feature) win."""
     plan = PassPlan(start, n)
     per_layer: dict[int, dict[tuple[int, int], tuple[float, bool]]] = {}
     for it in items:
-        local = _covered(it.pos, start, n, bos)
+        local = _covered(it.pos, start, n, n_held)
         if not local:
             continue
         if isinstance(it, Steering):

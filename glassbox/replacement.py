@@ -10,8 +10,9 @@ Semantics of `feature_intervention` (circuit-tracer's, our implementation):
   (default) every attention pattern stays at its value on the clean prompt; norms recompute.
 * constrained. Every layer is constrained: attention patterns, every norm scale and every
   MLP output are held at their clean values (plus the transcoder skip path's change), so an
-  edit reaches the targets only through the linear paths a graph's edges measure. This is
-  `AttributionContext.linear_forward` extended to any feature and to every logit.
+  edit reaches the targets only through the linear paths a graph's edges measure. The run is
+  `glassbox.frozen.FrozenPrompt.run`, the forward `AttributionContext.linear_forward` checks
+  graph rows with, here with any feature edited and every logit read.
 
 Returned activations are what each layer's encoder reads in the run; an edited feature's own
 entry is its value before the edit (as in circuit-tracer). Features at a BOS position are 0.
@@ -35,9 +36,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from glassbox.errors import GlassboxError
+from glassbox.frozen import FrozenPrompt, freeze
 from glassbox.interventions import (
     BeforeAfter,
     FeatureEdit,
@@ -52,8 +53,11 @@ from glassbox.interventions import (
     check_interventions,
     plan_pass,
 )
-from glassbox.models.forward import ForwardResult, attention_output, inv_rms, norm_gain
+from glassbox.models.attention import KVCache, RopeTable, attention, rotary_tables
+from glassbox.models.forward import unembed
+from glassbox.models.hooks import layer_hooks
 from glassbox.models.loaded import LoadedModel
+from glassbox.models.norms import frozen_norm
 from glassbox.transcoders.base import TranscoderSet
 
 log = logging.getLogger(__name__)
@@ -61,50 +65,26 @@ log = logging.getLogger(__name__)
 UNBOUNDED = 1 << 62  # sequence length used to check persistent positions
 
 
-# ---- values of the clean prompt that a run may hold fixed ---------------------------------
+# ---- what one run needs besides the model -----------------------------------------------------
 
 
 @dataclass
-class Frozen:
-    """Clean-prompt patterns (always) and, for constrained runs, norm scales and MLP outputs."""
+class _CleanPrompt:
+    """The clean run of a prompt: what free runs with frozen attention and constrained runs hold."""
 
-    n_pos: int
+    ids: tuple[int, ...]
     patterns: list[torch.Tensor]  # (1, H, T, T) per layer
-    scales: dict[str, list[torch.Tensor | None]] | None = None  # norm -> (T, d) inv_rms * gain
-    final: torch.Tensor | None = None  # (T, d) final norm scale
-    tc_in: list[torch.Tensor] | None = None  # (T, d) transcoder input = tc_in * resid_mid
-    tc_inputs: list[torch.Tensor] | None = None  # (T, d) clean transcoder inputs
-    out_values: list[torch.Tensor] | None = None  # (T, d) clean value at the output hook
-    acts: list[torch.Tensor] | None = None  # (T, d_tc) clean activations, BOS zeroed
-
-
-class KVCache:
-    """Per-layer keys (after rotary) and values of every position run so far."""
-
-    def __init__(self, n_layers: int) -> None:
-        self.keys: list[torch.Tensor | None] = [None] * n_layers  # (1, K, S, hd)
-        self.values: list[torch.Tensor | None] = [None] * n_layers  # (1, K, S, hd)
-
-    @property
-    def length(self) -> int:
-        return 0 if self.keys[0] is None else int(self.keys[0].shape[2])
-
-    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+    frozen: FrozenPrompt | None = None  # the local replacement model (constrained runs)
+    acts: list[torch.Tensor] | None = None  # (T, d_tc) per layer, BOS zeroed (constrained runs)
 
 
 @dataclass
 class _Pass:
-    """How one pass runs: its positions, what is frozen, what changes."""
+    """How one free pass runs: its positions and changes, and which attention rows it holds."""
 
     plan: PassPlan
-    frozen: Frozen | None  # patterns of query positions < frozen.n_pos are frozen
-    constrained: bool
-    bos: bool
+    held: list[torch.Tensor] | None  # clean patterns (1, H, T0, T0): query rows < T0 use them
+    n_held: int  # leading positions whose features are zero (BOS, or a chat prefix)
     want_acts: bool
     apply_activation: bool
 
@@ -113,20 +93,6 @@ class _Pass:
 class _PassOutput:
     logits: torch.Tensor  # (n or 1, V)
     activations: torch.Tensor | None  # (L, n, d_tc)
-
-
-def frozen_norm(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """An RMSNorm whose 1/RMS is held fixed: x * (inv_rms * gain), in >= float32."""
-    ct = torch.promote_types(torch.float32, x.dtype)
-    return (x.to(ct) * scale.to(ct)).to(x.dtype)
-
-
-def causal_allowed(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None) -> torch.Tensor:
-    """(n, S) True where the query at absolute q_pos may attend to the key at k_pos."""
-    allowed = k_pos[None, :] <= q_pos[:, None]
-    if window is not None:
-        allowed &= (q_pos[:, None] - k_pos[None, :]) < window
-    return allowed
 
 
 # ---- the model --------------------------------------------------------------------------------
@@ -140,7 +106,8 @@ class ReplacementModel:
         self.model = model
         self.transcoders = transcoders
         self._persistent: list[FeatureEdit | Steering] = []
-        self._frozen_last: tuple[tuple, Frozen] | None = None  # (ids, full) -> record
+        self._hooks = layer_hooks(model, transcoders.input_hook, transcoders.output_hook)
+        self._clean_last: _CleanPrompt | None = None  # the UI runs many interventions on one prompt
 
     # ---- persistent interventions ---------------------------------------------------------
     @property
@@ -169,11 +136,11 @@ class ReplacementModel:
     def _register(self, item: FeatureEdit | Steering) -> None:
         if isinstance(item.pos, int) and not isinstance(item.pos, bool) and item.pos < 0:
             raise InterventionError("a persistent intervention needs an absolute position (>= 0) or None")
-        self._persistent.extend(check_interventions([item], self._limits(UNBOUNDED, bos=False)))
+        self._persistent.extend(check_interventions([item], self._limits(UNBOUNDED, n_held=0)))
 
     # ---- checks ----------------------------------------------------------------------------
-    def _limits(self, n_pos: int, *, bos: bool, n_prompt: int = 0) -> Limits:
-        return Limits(self.model.n_layers, self.transcoders.d_transcoder, self.model.d_model, n_pos, bos,
+    def _limits(self, n_pos: int, *, n_held: int, n_prompt: int = 0) -> Limits:
+        return Limits(self.model.n_layers, self.transcoders.d_transcoder, self.model.d_model, n_pos, n_held,
                       n_prompt)
 
     def _ids(self, prompt: str | Sequence[int] | torch.Tensor) -> list[int]:
@@ -191,8 +158,9 @@ class ReplacementModel:
             raise GlassboxError(f"token ids {bad[:5]} are outside the vocabulary (size {V})")
         return ids
 
-    def _has_bos(self, ids: list[int]) -> bool:
-        return ids[0] in set(getattr(self.model.tokenizer, "all_special_ids", []))
+    def _n_held(self, ids: list[int]) -> int:
+        """Leading positions held constant, as attribution holds them (BOS, or a chat prefix)."""
+        return self.transcoders.held_positions(ids, set(getattr(self.model.tokenizer, "all_special_ids", [])))
 
     def _items(self, interventions: Sequence[Intervention], ids: list[int],
                max_new_tokens: int = 0) -> list[FeatureEdit | Steering]:
@@ -200,9 +168,9 @@ class ReplacementModel:
 
         A call's positions must exist: in the prompt, or among the tokens generation may add.
         """
-        bos = self._has_bos(ids)
-        kept = check_interventions(self._persistent, self._limits(UNBOUNDED, bos=bos))
-        lim = self._limits(len(ids) + max_new_tokens, bos=bos, n_prompt=len(ids))
+        n_held = self._n_held(ids)
+        kept = check_interventions(self._persistent, self._limits(UNBOUNDED, n_held=n_held))
+        lim = self._limits(len(ids) + max_new_tokens, n_held=n_held, n_prompt=len(ids))
         return kept + check_interventions(interventions, lim)
 
     # ---- one prompt ------------------------------------------------------------------------
@@ -242,15 +210,16 @@ class ReplacementModel:
                    freeze_attention: bool, return_activations: bool = False,
                    apply_activation_function: bool = True, softcap: bool = True,
                    logits_at: str = "all") -> InterventionResult:
-        bos = self._has_bos(ids)
-        frozen = None
+        n_held = self._n_held(ids)
+        plan = self._plan(items, start=0, n=len(ids), n_held=n_held)
         if constrained:
-            frozen = self._freeze(ids, full=True)
-        elif freeze_attention and items:
-            frozen = self._freeze(ids, full=False)
-        plan = self._plan(items, start=0, n=len(ids), bos=bos)
-        p = _Pass(plan, frozen, constrained, bos, return_activations, apply_activation_function)
-        out = self._run(self.model.as_tensor(ids), p, cache=None, logits_at=logits_at, softcap=softcap)
+            out = self._run_constrained(ids, plan, n_held=n_held, want_acts=return_activations,
+                                        apply_activation=apply_activation_function, logits_at=logits_at,
+                                        softcap=softcap)
+        else:
+            held = self._clean(ids).patterns if freeze_attention and items else None
+            p = _Pass(plan, held, n_held, return_activations, apply_activation_function)
+            out = self._run(self.model.as_tensor(ids), p, cache=None, logits_at=logits_at, softcap=softcap)
         return InterventionResult(tokens=ids, logits=out.logits, activations=out.activations)
 
     @torch.no_grad()
@@ -324,14 +293,14 @@ class ReplacementModel:
     def _generate(self, ids: list[int], items: list[FeatureEdit | Steering], *, max_new_tokens: int,
                   temperature: float, top_p: float | None, seed: int | None, freeze_attention: bool,
                   stop_at_eos: bool) -> GenerationResult:
-        bos = self._has_bos(ids)
+        n_held = self._n_held(ids)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         eos = self._eos_ids() if stop_at_eos else set()
         cache = KVCache(self.model.n_layers)
-        frozen = self._freeze(ids, full=False) if freeze_attention and items else None
+        held = self._clean(ids).patterns if freeze_attention and items else None
         seq = list(ids)
-        plan = self._plan(items, start=0, n=len(seq), bos=bos)
-        p = _Pass(plan, frozen, False, bos, False, True)
+        plan = self._plan(items, start=0, n=len(seq), n_held=n_held)
+        p = _Pass(plan, held, n_held, False, True)
         logits = self._run(self.model.as_tensor(seq), p, cache=cache, logits_at="last").logits[-1]
         new: list[int] = []
         reason = "length"
@@ -344,8 +313,8 @@ class ReplacementModel:
                 break
             if len(new) >= max_new_tokens:
                 break
-            plan = self._plan(items, start=len(seq) - 1, n=1, bos=bos)
-            p = _Pass(plan, None, False, bos, False, True)
+            plan = self._plan(items, start=len(seq) - 1, n=1, n_held=n_held)
+            p = _Pass(plan, None, n_held, False, True)
             logits = self._run(self.model.as_tensor([nxt]), p, cache=cache, logits_at="last").logits[-1]
         text = self.model.tokenizer.decode(new, skip_special_tokens=True)
         return GenerationResult(prompt_ids=list(ids), new_ids=new, text=text, stop_reason=reason)
@@ -362,164 +331,117 @@ class ReplacementModel:
         return ids
 
     # ---- the forward pass ------------------------------------------------------------------
-    def _plan(self, items: list[FeatureEdit | Steering], *, start: int, n: int, bos: bool) -> PassPlan:
-        return plan_pass(items, start=start, n=n, bos=bos, d_model=self.model.d_model,
+    def _plan(self, items: list[FeatureEdit | Steering], *, start: int, n: int, n_held: int) -> PassPlan:
+        return plan_pass(items, start=start, n=n, n_held=n_held, d_model=self.model.d_model,
                          device=self.model.device, dtype=self.model.dtype)
 
-    def _freeze(self, ids: list[int], *, full: bool) -> Frozen:
-        """Record the clean prompt: patterns, and with `full` what a constrained run holds fixed.
+    def _clean(self, ids: list[int], *, linear: bool = False) -> _CleanPrompt:
+        """The clean run of the prompt; with `linear`, its local replacement model too.
 
         The last prompt's record is kept: the UI runs many interventions on one prompt.
         """
-        key = (tuple(ids), full)
-        if self._frozen_last is not None and self._frozen_last[0] in (key, (key[0], True)):
-            return self._frozen_last[1]
+        last = self._clean_last
+        if last is not None and last.ids == tuple(ids) and (last.frozen is not None or not linear):
+            return last
         fwd = self.model.forward(ids, logits_at="none")
-        frozen = Frozen(n_pos=len(ids), patterns=[rec.pattern for rec in fwd.layers])
-        if full:
-            self._freeze_linear(frozen, fwd, bos=self._has_bos(ids))
-        self._frozen_last = (key, frozen)
-        return frozen
+        clean = _CleanPrompt(tuple(ids), [rec.pattern for rec in fwd.layers])
+        if linear:
+            n_held = self._n_held(ids)
+            clean.frozen = freeze(self.model, self.transcoders, fwd, dtype=self.model.dtype, held=n_held)
+            clean.acts = [self._activations(l, fl.x0, n_held=n_held, start=0)
+                          for l, fl in enumerate(clean.frozen.layers)]
+        self._clean_last = clean
+        return clean
 
-    def _freeze_linear(self, frozen: Frozen, fwd: ForwardResult, *, bos: bool) -> None:
-        """Norm scales, transcoder inputs, output-hook values and activations of the clean run.
-
-        The same quantities, computed the same way, as `AttributionContext._freeze`.
-        """
-        spec = self.model.spec
-        names = ("attn_in", "attn_out", "mlp_in", "mlp_out")
-        scales: dict[str, list[torch.Tensor | None]] = {name: [] for name in names}
-        frozen.tc_in, frozen.tc_inputs, frozen.out_values, frozen.acts = [], [], [], []
-        for l, rec in enumerate(fwd.layers):
-            mods = self.model.layer_mods[l]
-            scales["attn_in"].append(rec.attn_in_inv_rms[0] * norm_gain(mods.attn_norm, spec))
-            scales["attn_out"].append(None if mods.attn_out_norm is None
-                                      else rec.attn_out_inv_rms[0] * norm_gain(mods.attn_out_norm, spec))
-            mlp_inv = rec.mlp_in_inv_rms[0]  # (T, 1)
-            scales["mlp_in"].append(mlp_inv * norm_gain(mods.mlp_norm, spec))
-            scales["mlp_out"].append(None if mods.mlp_out_norm is None
-                                     else rec.mlp_out_inv_rms[0] * norm_gain(mods.mlp_out_norm, spec))
-            x = self._tc_input(rec.resid_mid[0], rec.mlp_in[0], mlp_inv)
-            frozen.tc_in.append(self._tc_in_scale(mlp_inv, scales["mlp_in"][-1]))
-            frozen.tc_inputs.append(x)
-            frozen.out_values.append(rec.mlp_raw_out[0] if self._hook_before_post_norm(l) else rec.mlp_out[0])
-            frozen.acts.append(self._activations(l, x, bos=bos, start=0))
-        frozen.scales = scales
-        frozen.final = fwd.final_inv_rms[0] * norm_gain(self.model.decoder.norm, spec)
-
-    def _hook_before_post_norm(self, layer: int) -> bool:
-        """The output hook is the raw MLP output, before a Gemma post-MLP norm."""
-        post_norm = self.model.layer_mods[layer].mlp_out_norm
-        return self.transcoders.output_hook == "mlp.hook_out" and post_norm is not None
-
-    def _tc_input(self, resid_mid: torch.Tensor, mlp_in: torch.Tensor, mlp_inv: torch.Tensor) -> torch.Tensor:
-        """What the transcoder reads (.., d), by input hook."""
-        hook = self.transcoders.input_hook
-        if hook == "mlp.hook_in":
-            return mlp_in
-        if hook == "ln2.hook_normalized":  # at least float32, as AttributionContext computes it
-            return resid_mid.to(torch.promote_types(resid_mid.dtype, torch.float32)) * mlp_inv
-        return resid_mid
-
-    def _tc_in_scale(self, mlp_inv: torch.Tensor, mlp_in_scale: torch.Tensor) -> torch.Tensor:
-        """(T, d) s with transcoder input = s * resid_mid under frozen norms."""
-        hook = self.transcoders.input_hook
-        if hook == "mlp.hook_in":
-            return mlp_in_scale
-        if hook == "ln2.hook_normalized":
-            return mlp_inv.expand(-1, self.model.d_model)
-        return torch.ones_like(mlp_inv).expand(-1, self.model.d_model)
-
-    def _activations(self, layer: int, x: torch.Tensor, *, bos: bool, start: int,
+    def _activations(self, layer: int, x: torch.Tensor, *, n_held: int, start: int,
                      apply: bool = True) -> torch.Tensor:
-        """(n, d_tc) activations (or pre-activations) of a layer's features; BOS row zero."""
+        """(n, d_tc) activations (or pre-activations) of a layer's features; held rows zero."""
         acts = self.transcoders.encode(layer, x)
         if apply:
             acts = self.transcoders.activate(layer, acts)
-        if bos and start == 0:
-            acts[0] = 0
+        acts[: max(0, n_held - start)] = 0
         return acts
-
-    def _rope(self, x: torch.Tensor, start: int, n: int) -> dict[str, tuple]:
-        """cos/sin tables for absolute positions start..start+n-1, per layer type."""
-        spec, rotary = self.model.spec, self.model.decoder.rotary_emb
-        position_ids = torch.arange(start, start + n, device=x.device)[None]
-        if spec.rotary_per_layer_type:
-            return {lt: rotary(x, position_ids, lt) for lt in set(spec.layer_types)}
-        table = rotary(x, position_ids)
-        return {lt: table for lt in set(spec.layer_types)}
 
     def _run(self, tokens: torch.Tensor, p: _Pass, *, cache: KVCache | None, logits_at: str,
              softcap: bool = True) -> _PassOutput:
-        """One pass over tokens (1, n) at positions [plan.start, plan.start + n)."""
-        start, n = p.plan.start, tokens.shape[1]
+        """One free pass over tokens (1, n) at positions [plan.start, plan.start + n)."""
+        start = p.plan.start
         if cache is not None and cache.length != start:
             raise GlassboxError(f"cache holds {cache.length} positions but the pass starts at {start}")
         if cache is None and start != 0:
             raise GlassboxError("a pass that does not start at position 0 needs a cache")
-        dec = self.model.decoder
+        dec, spec = self.model.decoder, self.model.spec
         resid = dec.embed_tokens(tokens)  # (1, n, d); Gemma's module scales by sqrt(d)
-        ropes = self._rope(resid, start, n)
+        ropes = rotary_tables(dec.rotary_emb, resid, spec, start=start)
         pending: list[torch.Tensor | None] = [None] * self.model.n_layers  # (n, d) at output hooks
         acts_out: list[torch.Tensor] = []
         for l in range(self.model.n_layers):
-            rope = ropes[self.model.spec.layer_types[l]]
-            resid = self._layer(l, resid, p, cache, rope, pending, acts_out)
-        final = resid[:, -1:] if logits_at == "last" else resid
-        if p.constrained:
-            scale = p.frozen.final if logits_at == "all" else p.frozen.final[-1:]
-            normed = frozen_norm(final, scale)
-        else:
-            normed = dec.norm(final)
-        logits = self.model.hf_model.lm_head(normed)[0]  # (n or 1, V)
-        cap = self.model.spec.final_softcap
-        if softcap and cap is not None:
-            logits = torch.tanh(logits / cap) * cap
-        acts = torch.stack(acts_out) if p.want_acts else None
-        return _PassOutput(logits=logits, activations=acts)
+            resid = self._layer(l, resid, p, cache, ropes[spec.layer_types[l]], pending, acts_out)
+        return self._output(resid, acts_out if p.want_acts else None, logits_at=logits_at, softcap=softcap)
 
-    def _norm(self, module: torch.nn.Module, x: torch.Tensor, p: _Pass, kind: str,
-              layer: int) -> torch.Tensor:
-        """The norm module, or in a constrained run its clean-prompt scale."""
-        if p.constrained:
-            return frozen_norm(x, p.frozen.scales[kind][layer])
-        return module(x)
-
-    def _layer(self, l: int, resid: torch.Tensor, p: _Pass, cache: KVCache | None, rope: tuple,
+    def _layer(self, l: int, resid: torch.Tensor, p: _Pass, cache: KVCache | None, rope: RopeTable,
                pending: list[torch.Tensor | None], acts_out: list[torch.Tensor]) -> torch.Tensor:
-        """One decoder layer: attention, then the MLP block with this pass's changes."""
-        mods = self.model.layer_mods[l]
-        h = self._norm(mods.attn_norm, resid, p, "attn_in", l)
-        attn = self._attention(l, h, p, cache, rope)
+        """One decoder layer, norms live: attention, then the MLP block with this pass's changes."""
+        mods, hooks, start = self.model.layer_mods[l], self._hooks[l], p.plan.start
+        held = None if p.held is None else p.held[l]
+        attn, _ = attention(mods.attn, mods.attn_norm(resid), rope, self.model.spec, l, start=start,
+                            cache=cache, held=held)
         if mods.attn_out_norm is not None:
-            attn = self._norm(mods.attn_out_norm, attn, p, "attn_out", l)
+            attn = mods.attn_out_norm(attn)
         resid_mid = resid + attn  # (1, n, d)
 
-        mlp_in = self._norm(mods.mlp_norm, resid_mid, p, "mlp_in", l)
-        if p.constrained:
-            x = self._tc_input_frozen(resid_mid[0], p.frozen.tc_in[l])
-        else:
-            x = self._tc_input(resid_mid[0], mlp_in[0], inv_rms(resid_mid[0], self.model.spec.norm_eps))
+        mlp_in = mods.mlp_norm(resid_mid)
+        x = hooks.read(resid_mid[0], mlp_in=mlp_in[0])  # (n, d)
         edits = p.plan.edits.get(l)
         current = None
         if edits is not None or p.want_acts:
-            current = self._activations(l, x, bos=p.bos, start=p.plan.start)
+            current = self._activations(l, x, n_held=p.n_held, start=start)
         if p.want_acts:
             acts_out.append(current if p.apply_activation
-                            else self._activations(l, x, bos=p.bos, start=p.plan.start, apply=False))
+                            else self._activations(l, x, n_held=p.n_held, start=start, apply=False))
         if edits is not None:
-            base = p.frozen.acts[l] if p.constrained else current
-            self._write_deltas(l, edits.pos, edits.feat, edits.deltas(base), pending, resid.shape[1])
-
-        out = self._mlp_out(l, mlp_in, x, p, pending[l])
-        resid = resid_mid + out
+            self._write_deltas(l, edits.pos, edits.feat, edits.deltas(current), pending, resid.shape[1])
+        delta = None if pending[l] is None else pending[l][None]
+        resid = resid_mid + hooks.block_out(mlp_in, delta)
         steer = p.plan.steering.get(l)
         return resid if steer is None else resid + steer[None]
 
-    def _tc_input_frozen(self, resid_mid: torch.Tensor, tc_in: torch.Tensor) -> torch.Tensor:
-        """Transcoder input under frozen norms: tc_in * resid_mid, in >= float32."""
-        ct = torch.promote_types(torch.float32, resid_mid.dtype)
-        return tc_in.to(ct) * resid_mid.to(ct)
+    def _run_constrained(self, ids: list[int], plan: PassPlan, *, n_held: int, want_acts: bool,
+                         apply_activation: bool, logits_at: str, softcap: bool) -> _PassOutput:
+        """The prompt through its local replacement model, with the plan's writes and steering.
+
+        An edit's change is measured from the clean activation, so every write is known before
+        the pass; what the encoders read during it is returned when asked.
+        """
+        clean = self._clean(ids, linear=True)
+        L = self.model.n_layers
+        pending: list[torch.Tensor | None] = [None] * L  # (n, d) at output hooks
+        for l in sorted(plan.edits):
+            edits = plan.edits[l]
+            self._write_deltas(l, edits.pos, edits.feat, edits.deltas(clean.acts[l]), pending, len(ids))
+        acts_out: list[torch.Tensor] = []
+
+        def observe(layer: int, x: torch.Tensor) -> None:
+            acts_out.append(self._activations(layer, x, n_held=n_held, start=0, apply=apply_activation))
+
+        frozen = clean.frozen
+        resid = frozen.run(frozen.embeddings[None], writes=pending,
+                           steering=[plan.steering.get(l) for l in range(L)],
+                           on_input=observe if want_acts else None)
+        return self._output(resid, acts_out if want_acts else None, logits_at=logits_at, softcap=softcap,
+                            final_scale=frozen.final)
+
+    def _output(self, resid: torch.Tensor, acts: list[torch.Tensor] | None, *, logits_at: str,
+                softcap: bool, final_scale: torch.Tensor | None = None) -> _PassOutput:
+        """Logits of the final residual (1, n, d), through the final norm (live, or its frozen
+        scale (T, d) in a constrained run), and the stacked activations."""
+        final = resid[:, -1:] if logits_at == "last" else resid
+        if final_scale is None:
+            normed = self.model.decoder.norm(final)
+        else:
+            normed = frozen_norm(final, final_scale if logits_at == "all" else final_scale[-1:])
+        logits = unembed(self.model.hf_model, normed, self.model.spec, softcap=softcap)[0]  # (n or 1, V)
+        return _PassOutput(logits=logits, activations=None if acts is None else torch.stack(acts))
 
     def _write_deltas(self, layer: int, pos: torch.Tensor, feat: torch.Tensor, delta: torch.Tensor,
                       pending: list[torch.Tensor | None], n: int) -> None:
@@ -537,67 +459,6 @@ class ReplacementModel:
             if pending[target] is None:
                 pending[target] = torch.zeros(n, writes.shape[-1], device=pos.device, dtype=dtype)
             pending[target].index_add_(0, pos, writes[:, j].to(dtype))
-
-    def _attention(self, l: int, h: torch.Tensor, p: _Pass, cache: KVCache | None,
-                   rope: tuple) -> torch.Tensor:
-        """Attention output (1, n, d) for normalised input h (1, n, d), over the cache if any."""
-        spec, attn = self.model.spec, self.model.layer_mods[l].attn
-        _, n, _ = h.shape
-        q = attn.q_proj(h).view(1, n, spec.n_heads, spec.head_dim)
-        k = attn.k_proj(h).view(1, n, spec.n_kv_heads, spec.head_dim)
-        v = attn.v_proj(h).view(1, n, spec.n_kv_heads, spec.head_dim).transpose(1, 2)  # (1, K, n, hd)
-        if spec.qk_norm:
-            q, k = attn.q_norm(q), attn.k_norm(k)
-        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (1, H, n, hd), (1, K, n, hd)
-        cos, sin = rope
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
-        if cache is not None:
-            k, v = cache.extend(l, k, v)  # (1, K, S, hd)
-        pattern = self._pattern(l, q, k, p)  # (1, H, n, S)
-        return attention_output(attn, pattern, v, spec)
-
-    def _pattern(self, l: int, q: torch.Tensor, k: torch.Tensor, p: _Pass) -> torch.Tensor:
-        """Softmax weights (1, H, n, S); rows of clean-prompt positions frozen if asked."""
-        spec = self.model.spec
-        start, n, S = p.plan.start, q.shape[2], k.shape[2]
-        k = k.repeat_interleave(spec.n_heads // spec.n_kv_heads, dim=1)  # (1, H, S, hd)
-        scores = (q @ k.transpose(-1, -2)) * spec.attn_scale  # (1, H, n, S)
-        if spec.attn_softcap is not None:
-            scores = torch.tanh(scores / spec.attn_softcap) * spec.attn_softcap
-        q_pos = torch.arange(start, start + n, device=q.device)
-        allowed = causal_allowed(q_pos, torch.arange(S, device=q.device), spec.window(l))
-        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-        softmax_dtype = torch.promote_types(torch.float32, q.dtype)
-        pattern = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)
-        if p.frozen is not None and start < p.frozen.n_pos:
-            rows = min(n, p.frozen.n_pos - start)  # query rows inside the clean prompt
-            T0 = p.frozen.n_pos
-            pattern = pattern.clone()
-            pattern[:, :, :rows] = 0
-            pattern[:, :, :rows, :T0] = p.frozen.patterns[l][:, :, start:start + rows, :T0]
-        return pattern
-
-    def _mlp_out(self, l: int, mlp_in: torch.Tensor, x: torch.Tensor, p: _Pass,
-                 delta: torch.Tensor | None) -> torch.Tensor:
-        """What the MLP block adds to the residual (1, n, d), with the pending decoder writes."""
-        mods = self.model.layer_mods[l]
-        post, before_post = mods.mlp_out_norm, self._hook_before_post_norm(l)
-        if p.constrained:
-            y = p.frozen.out_values[l][None].clone()
-            skip = self.transcoders.skip(l, x - p.frozen.tc_inputs[l].to(x.dtype))
-            if skip is not None:
-                if p.bos and p.plan.start == 0:
-                    skip = skip.clone()
-                    skip[0] = 0  # BOS MLP output stays constant, as in attribution
-                y = y + skip.to(y.dtype)[None]
-            if delta is not None:
-                y = y + delta[None]
-            return frozen_norm(y, p.frozen.scales["mlp_out"][l]) if before_post else y
-        raw = mods.mlp(mlp_in)
-        if before_post:
-            return post(raw if delta is None else raw + delta[None])
-        out = raw if post is None else post(raw)
-        return out if delta is None else out + delta[None]
 
 
 # ---- sampling -------------------------------------------------------------------------------

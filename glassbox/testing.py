@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from glassbox.models.hooks import BLOCK_OUT, MLP_IN
 from glassbox.models.loaded import LoadedModel
 from glassbox.transcoders.base import LayerWeights, TranscoderSet
 from glassbox.transcoders.io import save_transcoders
@@ -110,8 +111,8 @@ def make_random_transcoders(
     k: int = 6,
     d_transcoder: int = 24,
     skip: bool = True,
-    input_hook: str = "mlp.hook_in",
-    output_hook: str = "hook_mlp_out",
+    input_hook: str = MLP_IN,
+    output_hook: str = BLOCK_OUT,
     seed: int = 0,
 ) -> TranscoderSet:
     """Random transcoders whose features fire on a good fraction of positions."""

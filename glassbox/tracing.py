@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +25,10 @@ from glassbox.graph.prune import PruneResult, compute_graph_scores, node_influen
 from glassbox.models.loaded import LoadedModel, load_model
 from glassbox.transcoders.base import TranscoderSet
 from glassbox.transcoders.io import load_transcoders
+
+if TYPE_CHECKING:
+    from glassbox.features.store import FeatureStore
+    from glassbox.view.notebook import ViewerFrame
 
 
 @dataclass
@@ -52,17 +56,20 @@ class TraceResult:
     def to_json(self, *, slug: str | None = None,
                 feature_labels: Mapping[tuple[int, int], str] | None = None,
                 **options: Any) -> dict[str, Any]:
-        """Graph JSON (validates against the Neuronpedia graph schema)."""
+        """Graph JSON (validates against the Neuronpedia graph schema); options go to
+        `graph_to_json` and may prune at other thresholds than the trace's."""
         from glassbox.graph.export import graph_to_json
 
+        options = {"node_threshold": self.node_threshold, "edge_threshold": self.edge_threshold, **options}
         return graph_to_json(self.graph, slug=slug or default_slug(self.graph.input_string),
-                             node_threshold=self.node_threshold, edge_threshold=self.edge_threshold,
                              feature_labels=feature_labels, **options)
 
     def save_json(self, path: str | Path, **options: Any) -> Path:
         from glassbox.graph.export import dumps_graph_json
 
         path = Path(path)
+        if path.is_dir():  # an existing folder: circuit-tracer's layout, beside any graphs there
+            return self.save_graph_files(path, **options)
         raw = dumps_graph_json(self.to_json(**options))
         if path.suffix == ".gz":
             import gzip
@@ -70,6 +77,22 @@ class TraceResult:
             raw = gzip.compress(raw, compresslevel=6)
         path.write_bytes(raw)
         return path
+
+    def save_graph_files(self, folder: str | Path, **options: Any) -> Path:
+        """Write the graph JSON in circuit-tracer's folder layout (`{slug}.json` plus its entry in
+        `graph-metadata.json`), which circuit-tracer's viewer and `glassbox view FOLDER` open."""
+        from glassbox.graph.export import write_graph_files
+
+        return write_graph_files(self.to_json(**options), folder)
+
+    def show(self, *, features: FeatureStore | str | Path | None = None, height: int = 720,
+             **options: Any) -> ViewerFrame:
+        """The graph in the viewer: inline in Jupyter (an iframe of a local view server started in
+        the background), its address elsewhere. features: a features store or its folder, for
+        dashboards; options go to `to_json`. Returns a `glassbox.view.ViewerFrame`."""
+        from glassbox.view.notebook import show
+
+        return show(self, features=features, height=height, **options)
 
     def summary(self) -> str:
         g = self.graph

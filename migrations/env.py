@@ -1,6 +1,6 @@
 """Alembic environment: migrates the database of DATABASE_URL (or a connection handed in).
 
-Callers in code (server/migrate.py, the tests) pass an open connection in
+Callers in code (persistence/migrate.py, the tests) pass an open connection in
 `config.attributes["connection"]`; the `alembic` command line uses the settings.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from server.db import make_engine
-from server.settings import Settings
-from server.tables import Base
+from persistence.db import make_engine
+from persistence.settings import Settings
+from persistence.tables import Base
 
 target_metadata = Base.metadata
 

@@ -8,18 +8,21 @@ requeue) in a background thread.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from redis import Redis
 
 import glassbox
-from glassbox.setup.auto import start_auto_setup, stop_setup
-from server.db import SessionFactory, make_engine, make_sessionmaker
+from firststart.auto import start_auto_setup, stop_setup
+from persistence.db import SessionFactory, make_engine, make_sessionmaker
+from persistence.settings import Settings
 from server.deps import AppServices
 from server.errors import ErrorResponses, install_error_handlers
 from server.metrics import make_registry
@@ -28,7 +31,6 @@ from server.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.routes import ROUTERS, admin_jobs
 from server.security import password_hasher
 from server.services.preview import PreviewService
-from server.settings import Settings
 from worker.cache import ModelCache
 from worker.context import WorkerContext, default_worker_name
 from worker.jobs import run_trace_job
@@ -78,9 +80,14 @@ def app_from_env() -> FastAPI:
 def build_services(
     settings: Settings, *, tracer: Tracer | None = None, preview_cache: ModelCache | None = None
 ) -> AppServices:
-    engine = make_engine(settings.resolved_database_url())
+    engine = make_engine(
+        settings.resolved_database_url(),
+        pool_size=settings.server_pool_size(),
+        max_overflow=0,
+        pool_timeout_s=settings.db_pool_timeout_s,
+    )
     sessions = make_sessionmaker(engine)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = _connect_redis(settings)
     queue = _make_queue(settings, sessions, redis, tracer)
     limiter: RateLimiter = RedisRateLimiter(redis, settings.redis_prefix) if redis else MemoryRateLimiter()
     cache = preview_cache or ModelCache(capacity=settings.model_cache_size, device=settings.preview_device)
@@ -107,7 +114,17 @@ def build_services(
             requeue_grace_s=settings.requeue_grace_s,
         ),
         redis=redis,
+        upload_slots=threading.BoundedSemaphore(settings.upload_concurrency),
     )
+
+
+def _connect_redis(settings: Settings) -> Redis | None:
+    """The server's Redis client; short timeouts, so a hung Redis delays a request by at most
+    GLASSBOX_REDIS_TIMEOUT_S (the queue and the rate limits then carry on without it)."""
+    if not settings.redis_url:
+        return None
+    timeout = settings.redis_timeout_s
+    return Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 def _make_queue(
@@ -127,9 +144,12 @@ def _make_queue(
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: AppServices = app.state.services
+    # blocking handlers run in anyio's default thread pool; its size is what the database
+    # pool was sized for (Settings.server_pool_size)
+    anyio.to_thread.current_default_thread_limiter().total_tokens = services.settings.request_threads
     services.queue.start()
     services.maintenance.start()
-    start_auto_setup(app)  # first start on the embedded default: the demo setup job (glassbox.setup)
+    start_auto_setup(app)  # first start on the embedded default: the demo setup job (firststart)
     try:
         yield
     finally:

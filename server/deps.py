@@ -8,8 +8,9 @@ they need none.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from argon2 import PasswordHasher
@@ -20,14 +21,14 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from persistence.db import SessionFactory
+from persistence.errors import Forbidden, Unauthorized
+from persistence.settings import Settings
+from persistence.tables import User
 from server import security
-from server.db import SessionFactory
-from server.errors import Forbidden, Unauthorized
 from server.ratelimit import RateLimiter
 from server.services import accounts
 from server.services.preview import PreviewService
-from server.settings import Settings
-from server.tables import User
 from worker.maintenance import MaintenanceLoop
 from worker.queue import JobQueue
 
@@ -52,6 +53,7 @@ class AppServices:
     metrics: CollectorRegistry
     maintenance: MaintenanceLoop
     redis: Redis | None = None
+    upload_slots: threading.BoundedSemaphore = field(default_factory=threading.BoundedSemaphore)
 
 
 def get_services(request: Request) -> AppServices:

@@ -1,6 +1,7 @@
-"""Domain errors of the server and the one place that turns every error into a response.
+"""The one place that turns every error into a response.
 
-Services raise these (or glassbox.errors.GlassboxError, a "bad input" from the engine); routes
+Services raise the domain errors of persistence/errors.py (or glassbox.errors.GlassboxError, a
+"bad input" from the engine); routes
 never build error responses themselves. API paths get JSON
 `{"error": {"code": ..., "message": ..., "details": ...}}`; browsers asking for a page get
 the error template.
@@ -16,9 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from glassbox.errors import GlassboxError
+from persistence.errors import ServerError
 
 log = logging.getLogger(__name__)
 
@@ -37,61 +40,26 @@ class ErrorBody(BaseModel):
     error: Problem
 
 
-ErrorResponses: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ErrorBody, "description": "Bad input, missing rights, not found, conflict, rate limit"},
+PROBLEMS: dict[int, str] = {
+    401: "Not signed in, or the API key is wrong or revoked",
+    403: "Not allowed: administrators only, someone else's, or a cookie write without its X-CSRF-Token",
+    404: "Nothing by that name or id that you may see",
+    409: "Conflicts with what is there now (a taken name, a change made meanwhile, a job's state)",
+    413: "Over a size limit",
+    422: "Invalid input: the message names the field and the rule",
+    429: "Rate limited: retry after the Retry-After header's seconds",
+    503: "Busy (no free database connection or upload slot) or a dependency is down: retry after Retry-After",
 }
 
 
-class ServerError(Exception):
-    """Base of the domain errors; `status` and `code` say how the client sees it."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, details: Any = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details
-        self.headers = headers or {}
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route answers with, each with ErrorBody.
+    Every route declares its own; the API's tests hold every answer to them (Schemathesis)."""
+    return {status: {"model": ErrorBody, "description": PROBLEMS[status]} for status in statuses}
 
 
-class BadRequest(ServerError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(ServerError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(ServerError):
-    status, code = 403, "forbidden"
-
-
-class NotFound(ServerError):
-    status, code = 404, "not_found"
-
-
-class Conflict(ServerError):
-    status, code = 409, "conflict"
-
-
-class PayloadTooLarge(ServerError):
-    status, code = 413, "payload_too_large"
-
-
-class Unprocessable(ServerError):
-    status, code = 422, "invalid_input"
-
-
-class RateLimited(ServerError):
-    status, code = 429, "rate_limited"
-
-    def __init__(self, message: str, *, retry_after_s: int):
-        super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
-
-
-class Unavailable(ServerError):
-    status, code = 503, "unavailable"
+# Every route reads its input strictly and (all but /healthz) uses the database.
+ErrorResponses = problems(422, 503)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -104,6 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (IntegrityError, _integrity_error),
         (DataError, _data_error),
         (OperationalError, _operational_error),
+        (PoolTimeout, _pool_timeout),
         (Exception, _unexpected_error),
     ]
     for exc_class, handler in handlers:
@@ -162,8 +131,9 @@ def _describe_problem(err: dict[str, Any]) -> tuple[str, str]:
     loc = [str(part) for part in err.get("loc", ())]
     where = ".".join(loc) if loc else "request"
     problem = str(err.get("msg", "invalid value"))
-    if err.get("type") == "json_invalid":
-        problem = "the body is not valid JSON"
+    if err.get("type") == "json_invalid":  # loc is ("body", offset): say what, not where
+        reason = (err.get("ctx") or {}).get("error")
+        where, problem = "body", "the body is not valid JSON" + (f": {reason}" if reason else "")
     return where, problem
 
 
@@ -194,6 +164,18 @@ async def _operational_error(request: Request, exc: Exception) -> Response:
         503,
         "unavailable",
         "the database is busy or unreachable; retry shortly",
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _pool_timeout(request: Request, exc: Exception) -> Response:
+    """Every database connection of this process stayed busy for GLASSBOX_DB_POOL_TIMEOUT_S."""
+    log.warning("no free database connection for %s: %s", request.url.path, exc)
+    return error_response(
+        request,
+        503,
+        "unavailable",
+        "the server is busy (no free database connection); retry shortly",
         headers={"Retry-After": "2"},
     )
 

@@ -16,8 +16,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import Select, func, select
 
-from server.db import SessionFactory
-from server.tables import Job, JobStatus
+from persistence.db import SessionFactory
+from persistence.tables import Job, JobStatus
 
 log = logging.getLogger(__name__)
 

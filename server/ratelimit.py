@@ -1,4 +1,10 @@
-"""Fixed-window rate limits: Redis counters shared by every server, or memory when alone."""
+"""Fixed-window rate limits: Redis counters shared by every server, or memory when alone.
+
+When Redis fails (refuses, errors, or does not answer within the client's timeout), the
+limits do not open: each server counts in its own memory until Redis answers again, so a
+client gets at most its limit per server process. After a failure Redis is left alone for
+`REDIS_RETRY_S`, so a hung Redis costs one timeout, not one per request.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Protocol
 from redis import Redis
 from redis.exceptions import RedisError
 
-from server.errors import RateLimited
+from persistence.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +26,20 @@ class RateLimiter(Protocol):
         """Count one event; None if allowed, else the seconds until the window ends."""
 
 
+REDIS_RETRY_S = 5.0
+
+
 class RedisRateLimiter:
-    def __init__(self, connection: Redis, prefix: str):
+    def __init__(self, connection: Redis, prefix: str, *, retry_s: float = REDIS_RETRY_S):
         self.connection = connection
         self.prefix = prefix
+        self.retry_s = retry_s
+        self.fallback = MemoryRateLimiter()
+        self._redis_down_until = 0.0
 
     def hit(self, key: str, *, limit: int, window_s: int) -> int | None:
+        if time.monotonic() < self._redis_down_until:
+            return self.fallback.hit(key, limit=limit, window_s=window_s)
         window = int(time.time() // window_s)
         redis_key = f"{self.prefix}ratelimit:{key}:{window}"
         try:
@@ -33,9 +47,10 @@ class RedisRateLimiter:
             pipe.incr(redis_key)
             pipe.expire(redis_key, window_s + 1)
             count = int(pipe.execute()[0])
-        except RedisError:
-            log.warning("rate limiter cannot reach Redis; allowing the request", exc_info=True)
-            return None
+        except RedisError as exc:
+            self._redis_down_until = time.monotonic() + self.retry_s
+            log.warning("rate limits cannot reach Redis (%s); in memory for %.0f s", exc, self.retry_s)
+            return self.fallback.hit(key, limit=limit, window_s=window_s)
         return None if count <= limit else _seconds_left(window_s)
 
 

@@ -1,4 +1,4 @@
-"""API schemas (what clients send and get), kept apart from the tables in server/tables.py.
+"""API schemas (what clients send and get), kept apart from the tables in persistence/tables.py.
 
 Every input model forbids unknown fields and bounds every number and string, so bad input is
 a 422 with a message, never a database error.
@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from server.services.common import SLUG_PATTERN
-from server.tables import (
+from persistence.graphs import SLUG_PATTERN
+from persistence.tables import (
     ApiKey,
     Comment,
     GraphRecord,
@@ -59,11 +59,22 @@ class LoginRequest(Input):
     password: Annotated[Text, Field(min_length=1, max_length=256)]
 
 
-class UserPublic(BaseModel):
+class UserProfile(BaseModel):
+    """An account as anyone may see it."""
+
     id: int
     username: str
-    is_admin: bool
     created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserProfile:
+        return cls(id=user.id, username=user.username, created_at=user.created_at)
+
+
+class UserPublic(UserProfile):
+    """An account as its owner and administrators see it: with its role."""
+
+    is_admin: bool
 
     @classmethod
     def of(cls, user: User) -> UserPublic:
@@ -145,6 +156,33 @@ class ModelPublic(BaseModel):
         return cls(
             name=model.name, display_name=model.display_name, enabled=model.enabled, transcoder_sets=sets
         )
+
+
+class ModelAddCreate(Input):
+    """A model and a transcoder set to download, check and register as a job (administrators)."""
+
+    model: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=500,
+            description="Hub id (owner/name), demo model name, or an absolute folder on the server.",
+        ),
+    ]
+    transcoders: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=500,
+            description="Hub reference (owner/repo[/folder][@revision] or hf://...), alias (gemma, "
+            "llama), or an absolute folder on the server.",
+        ),
+    ]
+    name: Name | None = Field(default=None, description="Registry name; default: from the reference.")
+    transcoders_name: Name | None = Field(
+        default=None, description="Name of the set; default: from the reference."
+    )
+    display_name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
 
 
 class TokenizeRequest(Input):
@@ -275,10 +313,16 @@ class InterventionCreate(Input):
 # ---- graphs --------------------------------------------------------------------------------
 
 
-class GraphPublic(BaseModel):
+LIST_PROMPT_CHARS = 300  # a list row shows the start of a prompt; the graph's own page shows all
+
+
+class GraphListItem(BaseModel):
+    """A graph as lists show it (GET /api/graphs, the home page): the prompt cut to
+    LIST_PROMPT_CHARS, no tokens or parameters, so a page of rows stays small whatever was
+    uploaded. GET /api/graphs/{slug} has the rest."""
+
     slug: str
     prompt: str
-    tokens: list[str]
     scan: str
     model: str | None
     transcoders: str | None
@@ -290,35 +334,51 @@ class GraphPublic(BaseModel):
     size_bytes: int
     replacement_score: float | None
     completeness_score: float | None
-    parameters: dict[str, Any]
     created_at: datetime
     data_url: str
 
     @classmethod
+    def of(cls, g: GraphRecord) -> GraphListItem:
+        return cls(**_graph_fields(g, prompt=_shortened(g.prompt, LIST_PROMPT_CHARS)))
+
+
+class GraphPublic(GraphListItem):
+    """A graph's metadata in full; its JSON is at `data_url`."""
+
+    tokens: list[str]
+    parameters: dict[str, Any]
+
+    @classmethod
     def of(cls, g: GraphRecord) -> GraphPublic:
-        return cls(
-            slug=g.slug,
-            prompt=g.prompt,
-            tokens=g.tokens,
-            scan=g.scan,
-            model=g.model.name if g.model else None,
-            transcoders=g.transcoder_set.name if g.transcoder_set else None,
-            owner=g.owner.username if g.owner else None,
-            visibility=g.visibility,
-            source=g.source,
-            node_count=g.node_count,
-            link_count=g.link_count,
-            size_bytes=g.size_bytes,
-            replacement_score=g.replacement_score,
-            completeness_score=g.completeness_score,
-            parameters=g.parameters,
-            created_at=g.created_at,
-            data_url=f"/api/graphs/{g.slug}/data",
-        )
+        return cls(**_graph_fields(g, prompt=g.prompt), tokens=g.tokens, parameters=g.parameters)
+
+
+def _shortened(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def _graph_fields(g: GraphRecord, *, prompt: str) -> dict[str, Any]:
+    return dict(
+        slug=g.slug,
+        prompt=prompt,
+        scan=g.scan,
+        model=g.model.name if g.model else None,
+        transcoders=g.transcoder_set.name if g.transcoder_set else None,
+        owner=g.owner.username if g.owner else None,
+        visibility=g.visibility,
+        source=g.source,
+        node_count=g.node_count,
+        link_count=g.link_count,
+        size_bytes=g.size_bytes,
+        replacement_score=g.replacement_score,
+        completeness_score=g.completeness_score,
+        created_at=g.created_at,
+        data_url=f"/api/graphs/{g.slug}/data",
+    )
 
 
 class GraphPage(BaseModel):
-    items: list[GraphPublic]
+    items: list[GraphListItem]
     total: int
     limit: int
     offset: int
@@ -359,7 +419,7 @@ class DashboardUpload(Input):
 
 class LabelEdit(Input):
     text: Annotated[Text, Field(min_length=1, max_length=2000)]
-    base_version: Annotated[int, Field(ge=0, le=MAX_INT, description="label_version you edited.")]
+    base_version: Annotated[int, Field(ge=0, le=MAX_INT - 1, description="label_version you edited.")]
 
     @field_validator("text")
     @classmethod
@@ -371,7 +431,7 @@ class LabelEdit(Input):
 
 class LabelRevert(Input):
     version: Annotated[int, Field(ge=1, le=MAX_INT, description="The version whose text comes back.")]
-    base_version: Annotated[int, Field(ge=0, le=MAX_INT)]
+    base_version: Annotated[int, Field(ge=0, le=MAX_INT - 1)]  # the new version is one more
 
 
 class LabelPublic(BaseModel):

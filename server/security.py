@@ -11,11 +11,16 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from persistence.errors import Unprocessable
+
 API_KEY_PREFIX = "gbx_"
+ZXCVBN_MAX_CHARS = 72  # zxcvbn refuses longer input; a longer password is at least as strong
+_zxcvbn_lock = threading.Lock()  # zxcvbn keeps the user inputs of a call in a module global
 
 
 def password_hasher(*, time_cost: int, memory_kib: int) -> PasswordHasher:
@@ -27,6 +32,26 @@ def verify_password(hasher: PasswordHasher, password_hash: str, password: str) -
         return hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def check_password_strength(password: str, *, username: str, min_score: int) -> None:
+    """Refuse a password that zxcvbn (a maintained estimator built on leaked-password lists,
+    dictionaries and keyboard patterns) scores below `min_score` (0-4; 0: no check)."""
+    if min_score <= 0:
+        return
+    from zxcvbn import zxcvbn
+
+    with _zxcvbn_lock:
+        verdict = zxcvbn(password[:ZXCVBN_MAX_CHARS], user_inputs=[username, "glassbox"])
+    if verdict["score"] >= min_score:
+        return
+    feedback = verdict["feedback"]
+    reasons = [feedback.get("warning") or "", *feedback.get("suggestions", [])]
+    advice = " ".join(r.strip() for r in reasons if r.strip())
+    raise Unprocessable(
+        f"this password is too easy to guess (strength {verdict['score']} of 4, at least {min_score} "
+        f"needed). {advice or 'Use a longer password, e.g. several unrelated words.'}"
+    )
 
 
 @functools.cache

@@ -14,9 +14,9 @@ import secrets
 from redis import Redis
 from sqlalchemy import text
 
-from server.db import make_engine
-from server.migrate import upgrade
-from server.tables import Base
+from persistence.db import make_engine
+from persistence.migrate import upgrade
+from persistence.tables import Base
 
 PG_URL = os.environ.get("GLASSBOX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GLASSBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379")

@@ -40,7 +40,7 @@ def sources(ctx: AttributionContext, graph: Graph, *, max_per_kind: int | None =
         da = torch.zeros(ctx.n_active, dtype=ctx.dtype)
         da[j] = -ctx.activation_values[j]
         out.append(("feature", i, j, {"delta_acts": da}))
-    errs = [(l, p) for l in range(L) for p in range(1 if ctx.zero_bos else 0, T)]
+    errs = [(l, p) for l in range(L) for p in range(ctx.held, T)]
     for i in pick(len(errs)):
         l, p = errs[i]
         de = torch.zeros(L, T, ctx.embeddings.shape[1], dtype=ctx.dtype)

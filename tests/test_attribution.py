@@ -95,7 +95,7 @@ def test_bos_mlp_output_is_a_constant():
     1/rms of a near-zero vector in real Gemma, so a live BOS skip path swamps the graph."""
     model, tc = setup("gemma3", TRANSCODER_KINDS[2])  # skip, written before the post-MLP norm
     ctx = AttributionContext(model, tc, model.tokenize(PROMPT))
-    assert ctx.zero_bos and all(fl.skip is not None and fl.tc_out is not None for fl in ctx.layers)
+    assert ctx.held == 1 and all(fl.skip is not None and fl.tc_out is not None for fl in ctx.layers)
     L, T = ctx.n_layers, ctx.n_pos
     rows = (torch.tensor([L, L, 1, 2]), torch.tensor([T - 1, T - 2, T - 1, 3]),
             torch.randn(4, model.d_model, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
@@ -215,3 +215,22 @@ def test_transcoders_with_too_few_layers_are_refused():
     small.layers = small.layers[:1]
     with pytest.raises(GlassboxError, match="layers"):
         attribute(PROMPT, model, small)
+
+
+def test_a_chat_sets_whole_template_prefix_is_held_constant():
+    """Instruction-tuned sets (GemmaScope-2 -it) hold every position of the chat template's
+    opening constant, as circuit-tracer does; the graph stays exact on the rest."""
+    model, tc = setup("gemma3", TRANSCODER_KINDS[2])
+    ids = model.tokenize(PROMPT)
+    tc.ignored_prefix = tuple(ids[:3])
+    ctx = AttributionContext(model, tc, ids)
+    assert ctx.held == 3
+    graph = attribute(PROMPT, model, tc, batch_size=7)
+    assert (graph.active_features[:, 1] >= 3).all()
+    err_cols = [graph.error_node(l, p) for l in range(graph.n_layers) for p in range(3)]
+    assert graph.adjacency_matrix[:, err_cols].abs().max() == 0
+    max_err, scale, checked = oracle_max_error(ctx, graph)
+    assert checked > 0 and max_err <= 1e-8 * max(scale, 1.0)
+    tc.ignored_prefix = (ids[1], ids[0])
+    with pytest.raises(GlassboxError, match="chat model"):
+        attribute(PROMPT, model, tc)

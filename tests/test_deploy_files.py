@@ -23,9 +23,8 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from glassbox.setup.cli import setup_command
-from glassbox.setup.settings import SetupSettings
-from server.settings import Settings
+from firststart.cli import setup_command
+from persistence.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -34,8 +33,7 @@ SERVICES = {"db", "redis", "migrate", "server", "worker", "worker-gpu", "setup"}
 APP_SERVICES = SERVICES - {"db", "redis"}
 KNOWN_ENV = (
     {f"GLASSBOX_{n.upper()}" for n in Settings.model_fields}
-    | {f"GLASSBOX_{n.upper()}" for n in SetupSettings.model_fields}
-    | {"GLASSBOX_HOME", "DATABASE_URL", "REDIS_URL"}
+    | {"GLASSBOX_HOME", "DATABASE_URL", "REDIS_URL", "HF_HOME"}  # HF_HOME: the hub cache, shared
 )
 
 
@@ -149,8 +147,8 @@ def typer_options(fn: Any) -> set[str]:
 
 
 def test_the_commands_the_compose_file_runs_exist():
-    from glassbox.cli.serve import serve_command
-    from glassbox.cli.worker import worker_command
+    from server.cli import serve_command
+    from worker.cli import worker_command
 
     commands = {"serve": serve_command, "worker": worker_command}
     assert {"--no-migrate", "--processes", "--host"} <= typer_options(serve_command)
@@ -158,7 +156,7 @@ def test_the_commands_the_compose_file_runs_exist():
         argv = services()[name]["command"]
         if argv[0] == "glassbox":
             fn, options = commands[argv[1]], argv[2:]
-        elif argv[:3] == ["python", "-m", "glassbox.setup"]:
+        elif argv[:3] == ["python", "-m", "firststart"]:
             fn, options = setup_command, argv[3:]
         else:
             assert argv == ["alembic", "upgrade", "head"] and (REPO / "alembic.ini").is_file()
@@ -236,9 +234,9 @@ def test_pg_dump_and_pg_restore_as_documented_bring_a_database_back(tmp_path):
     """The documented flags (-Fc; --clean --if-exists --no-owner), on a migrated database with rows."""
     from sqlalchemy.engine import make_url
 
-    from server.db import make_engine
-    from server.migrate import current_revision, head_revision, upgrade
-    from server.tables import Job, JobStatus
+    from persistence.db import make_engine
+    from persistence.migrate import current_revision, head_revision, upgrade
+    from persistence.tables import Job, JobStatus
 
     docs = (REPO / "docs" / "deployment.md").read_text()
     assert "pg_dump -U glassbox -d glassbox -Fc" in docs

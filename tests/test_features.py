@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
 from pathlib import Path
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from glassbox.attribution.context import AttributionContext
 from glassbox.features import BuildConfig, FeatureStore, build_features
 from glassbox.features.errors import FeatureBuildError, FeatureStoreError
 from glassbox.features.export import to_feature_details
@@ -20,11 +18,11 @@ from glassbox.features.inputs import input_from_record
 from glassbox.features.labels import LabelEvidence, auto_label
 from glassbox.features.logits import feature_directions, top_bottom_logits
 from glassbox.features.state import LayerState, LayerUpdater, batch_generator
-from glassbox.models.forward import norm_gain
+from glassbox.graph.schemas import load_schema
+from glassbox.models.norms import norm_gain
 from glassbox.testing import WORDS, make_random_transcoders, make_tiny_model
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared/formats/feature-details-schema.json"
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
+SCHEMA = load_schema("feature-details")
 CFG = BuildConfig(seq_len=16, batch_size=4, top_k=5, window_before=4, window_after=2, samples_per_band=3,
                   examples_per_group=4, n_logits=8)
 N_TOKENS = 16 * 4 * 9 + 5  # 37 rows: the last batch is short
@@ -70,20 +68,6 @@ def brute(tiny, built):
 
 def all_keys(store: FeatureStore) -> list[tuple[int, int]]:
     return [(layer, f) for layer in store.layers for f in range(store.d_transcoder)]
-
-
-# ---- inputs -------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("hook", ["mlp.hook_in", "ln2.hook_normalized", "hook_resid_mid"])
-def test_transcoder_input_matches_attribution_context(hook):
-    model = make_tiny_model("gemma3", dtype=torch.float64)
-    tc = make_random_transcoders(model, input_hook=hook)
-    ids = model.tokenize("Fact : Michael Jordan plays the sport of")
-    ctx = AttributionContext(model, tc, ids)
-    fwd = model.forward(ids, keep_layers=True, logits_at="none")
-    for layer, rec in enumerate(fwd.layers):
-        mine = input_from_record(hook, rec)[0].double()
-        torch.testing.assert_close(mine, ctx.tc_inputs[layer].double(), rtol=1e-6, atol=1e-6)
 
 
 # ---- what the store holds, against brute force -----------------------------------------------------

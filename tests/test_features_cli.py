@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -12,12 +11,12 @@ from test_features import write_corpus
 from typer.testing import CliRunner
 
 from glassbox.cli import app
+from glassbox.graph.schemas import load_schema
 from glassbox.testing import make_random_transcoders_dir, make_tiny_model_dir
 from glassbox.transcoders import LayerWeights, TranscoderSet, save_transcoders
 from glassbox.transcoders.lazy import DenseRows
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared/formats/feature-details-schema.json"
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
+SCHEMA = load_schema("feature-details")
 SMALL = ["--seq-len", "16", "--batch-size", "4", "--top-k", "4", "--dtype", "float32", "-q"]
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import json
-import os
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -19,18 +18,26 @@ from glassbox.graph.export import dumps_graph_json, graph_to_json, round_signifi
 from glassbox.graph.graph import Graph
 from glassbox.graph.json_import import graph_from_json, json_roundtrip, load_graph_json
 from glassbox.graph.prune import prune_graph
+from glassbox.graph.schemas import load_schema, schema_path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("GLASSBOX_SHARED", REPO.parent / "shared"))
-SCHEMA_PATH = SHARED / "formats" / "graph-schema.json"
+# sha256 of the vendored Neuronpedia schemas (glassbox/graph/schemas/README.md): they stay unchanged
+SCHEMA_SHA256 = {
+    "graph": "115c418bc7f6ad2a982f638c2b3fa260913a8f23e6789293f4cc293d614e59c1",
+    "feature-details": "0a69e60e8ae33403536f869f1b92f37572bf2aaf18c38be8806bf4a7be49547b",
+}
 
 
 @pytest.fixture(scope="module")
-def validator() -> jsonschema.Draft7Validator:
-    if not SCHEMA_PATH.is_file():
-        pytest.fail(f"graph schema missing at {SCHEMA_PATH} (set GLASSBOX_SHARED)")
-    schema = json.loads(SCHEMA_PATH.read_text())
-    return jsonschema.Draft7Validator(schema)
+def validator(graph_schema: dict) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(graph_schema)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_SHA256))
+def test_vendored_schemas_are_the_unmodified_upstream_files(name):
+    path = schema_path(name)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SCHEMA_SHA256[name], path
+    assert SCHEMA_SHA256[name] in (path.parent / "README.md").read_text()
+    jsonschema.Draft7Validator.check_schema(load_schema(name))
 
 
 def _by_id(data: dict) -> dict[str, dict]:

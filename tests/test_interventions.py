@@ -57,6 +57,17 @@ def _targets(graph, res) -> torch.Tensor:
     return torch.cat([pre, demeaned(res.logits[-1], graph.logit_tokens.tolist())])
 
 
+def random_edits(ctx: AttributionContext, n: int, *, seed: int) -> tuple[torch.Tensor, list[tuple]]:
+    """`n` active features moved by random amounts: the change per feature, and the edits."""
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(ctx.n_active, generator=gen)[:n]
+    delta = torch.zeros(ctx.n_active, dtype=torch.float64)
+    delta[pick] = torch.randn(n, generator=gen, dtype=torch.float64)
+    edits = [(l, p, f, float(ctx.activation_values[i] + delta[i]))
+             for i, (l, p, f) in zip(pick.tolist(), ctx.active_features[pick].tolist(), strict=True)]
+    return delta, edits
+
+
 EDGE_CASES = ([(f, "plt-topk-hookout") for f in FAMILIES] + [(f, "clt-jumprelu-resid") for f in FAMILIES]
               + [("llama", "plt-relu"), ("gemma3", "clt-relu"), ("gemma2", "clt-relu-hookout")])
 
@@ -98,12 +109,7 @@ def test_constrained_equals_linear_forward(family, kind):
     model, tc, rm = setup(family, kind)
     ids = model.tokenize(PROMPT)
     ctx = AttributionContext(model, tc, ids)
-    gen = torch.Generator().manual_seed(1)
-    pick = torch.randperm(ctx.n_active, generator=gen)[:6]
-    delta = torch.zeros(ctx.n_active, dtype=torch.float64)
-    delta[pick] = torch.randn(6, generator=gen, dtype=torch.float64)
-    edits = [(l, p, f, float(ctx.activation_values[i] + delta[i]))
-             for i, (l, p, f) in zip(pick.tolist(), ctx.active_features[pick].tolist(), strict=True)]
+    delta, edits = random_edits(ctx, 6, seed=1)
     W_U = model.unembedding.double()
     pres, logit_vals = ctx.linear_forward(delta_acts=delta, logit_vecs=W_U)
     res = rm.feature_intervention(ids, edits, constrained=True, return_activations=True,
@@ -498,13 +504,13 @@ JORDAN = "Fact: Michael Jordan plays the sport of"
 
 
 @pytest.fixture(scope="module")
-def jordan_graph(gemma_model, reference_transcoders):
-    return attribute(JORDAN, gemma_model, reference_transcoders, max_feature_nodes=300)
+def jordan_graph(gemma_model, demo_transcoders):
+    return attribute(JORDAN, gemma_model, demo_transcoders, max_feature_nodes=300)
 
 
 @pytest.mark.slow
 def test_ablating_the_top_logits_strongest_feature_moves_it_as_the_graph_says(
-        jordan_graph, gemma_model, reference_transcoders):
+        jordan_graph, gemma_model, demo_transcoders):
     import json
     from pathlib import Path
 
@@ -515,7 +521,7 @@ def test_ablating_the_top_logits_strongest_feature_moves_it_as_the_graph_says(
     edge = float(edges[s])
     layer, pos, feat = g.selected_feature_triples()[s].tolist()
     assert edge > 0
-    rm = ReplacementModel(gemma_model, reference_transcoders)
+    rm = ReplacementModel(gemma_model, demo_transcoders)
     ids, v, edit = g.input_tokens.tolist(), g.logit_targets[0].vocab_idx, ablate(layer, pos, feat)
 
     def top_logit(**kw):
@@ -544,3 +550,25 @@ def test_ablating_the_top_logits_strongest_feature_moves_it_as_the_graph_says(
     artifacts.mkdir(exist_ok=True)
     (artifacts / "gemma_jordan_ablation.json").write_text(json.dumps(report, indent=1))
     print("\nGemma 3 270M ablation of the strongest feature into ' basketball':", json.dumps(report))
+
+
+def test_a_chat_sets_template_prefix_is_held_in_interventions_as_in_graphs():
+    """With a chat set (GemmaScope-2 -it), constrained runs hold the whole template prefix
+    constant exactly as attribution does, and edits inside it are refused."""
+    model, tc, _ = setup("gemma3", "plt-topk-hookout")
+    ids = model.tokenize(PROMPT)
+    tc.ignored_prefix = tuple(ids[:3])
+    rm = ReplacementModel(model, tc)
+    ctx = AttributionContext(model, tc, ids)
+    assert ctx.held == 3 and (ctx.active_features[:, 1] >= 3).all()
+    delta, edits = random_edits(ctx, 5, seed=2)
+    W_U = model.unembedding.double()
+    pres, logit_vals = ctx.linear_forward(delta_acts=delta, logit_vecs=W_U)
+    res = rm.feature_intervention(ids, edits, constrained=True, return_activations=True,
+                                  apply_activation_function=False, softcap=False)
+    assert res.activations[:, :3].abs().max() == 0
+    af = ctx.active_features
+    torch.testing.assert_close(res.activations[af[:, 0], af[:, 1], af[:, 2]], pres, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(res.logits[-1], logit_vals, rtol=1e-10, atol=1e-10)
+    with pytest.raises(InterventionError, match="position 2 is held constant"):
+        rm.feature_intervention(ids, [(0, 2, 0, 1.0)], constrained=True)

@@ -26,13 +26,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 import glassbox
-from glassbox.featured import FEATURED, measure
-from glassbox.features import BuildConfig
-from glassbox.setup import engine as setup_engine
-from glassbox.setup import store as setup_store
-from glassbox.setup.auto import SetupRunner, missing_content
-from glassbox.setup.engine import EngineHooks, default_hooks
-from glassbox.setup.job import (
+from firststart import engine as setup_engine
+from firststart import store as setup_store
+from firststart.auto import SetupRunner, missing_content
+from firststart.engine import EngineHooks, default_hooks
+from firststart.featured import FEATURED, measure
+from firststart.job import (
     INTERRUPTED,
     claim_setup_job,
     execute_setup,
@@ -40,16 +39,16 @@ from glassbox.setup.job import (
     latest_setup_job,
     run_setup_job,
 )
-from glassbox.setup.pipeline import SetupError, StepState, run_pipeline
-from glassbox.setup.plan import SetupPlan
-from glassbox.setup.settings import SetupSettings
-from glassbox.setup.training import train_transcoders
+from firststart.pipeline import SetupError, StepState, run_pipeline
+from firststart.plan import SetupPlan
+from firststart.training import train_transcoders
+from glassbox.features import BuildConfig
 from glassbox.testing import WORDS, make_random_transcoders_dir, make_tiny_model_dir
-from server.db import make_engine, make_sessionmaker
-from server.migrate import upgrade
-from server.services.common import SLUG_PATTERN
-from server.settings import Settings
-from server.tables import Feature, GraphBlob, Job, JobStatus
+from persistence.db import make_engine, make_sessionmaker
+from persistence.graphs import SLUG_PATTERN
+from persistence.migrate import upgrade
+from persistence.settings import Settings
+from persistence.tables import Feature, GraphBlob, Job, JobStatus
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRAIN = dict(
@@ -358,21 +357,6 @@ def test_a_failed_step_fails_the_job_with_its_message_and_the_next_run_resumes(t
         assert tset is not None and tset.source == str(assets["transcoders"])
 
 
-def test_the_trainer_missing_is_one_clear_error(monkeypatch, assets):
-    monkeypatch.setitem(sys.modules, "glassbox.training.trainer", None)
-    model = glassbox.load_model(assets["model"], device="cpu")
-    with pytest.raises(SetupError, match="trainer .* not available.*GLASSBOX_SETUP_TRANSCODERS"):
-        train_transcoders(
-            model,
-            corpus="x",
-            out_dir=Path("unused"),
-            budget_s=1,
-            n_features=16,
-            name="x",
-            progress=lambda f, d: None,
-        )
-
-
 def blocking_trace(started: threading.Event, calls: Counter) -> Any:
     """A trace that keeps reporting progress until the setup is stopped (20 s at most)."""
 
@@ -432,11 +416,11 @@ def test_stopping_the_server_interrupts_the_setup_and_the_next_start_takes_over(
 
 
 def embedded_app(
-    monkeypatch: pytest.MonkeyPatch, home: Path, setup: SetupSettings, hooks: EngineHooks
+    monkeypatch: pytest.MonkeyPatch, home: Path, setup: dict[str, Any], hooks: EngineHooks
 ) -> Any:
-    """The app on the embedded default (SQLite in the home folder), migrated like `glassbox serve`."""
+    """The app on the embedded default (SQLite in the home folder), migrated like `glassbox serve`,
+    with the setup settings `setup`."""
     from server.app import create_app
-    from server.settings import Settings
 
     for name in ("DATABASE_URL", "GLASSBOX_DATABASE_URL", "REDIS_URL", "GLASSBOX_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -448,17 +432,18 @@ def embedded_app(
         job_heartbeat_interval_s=0.1,
         maintenance_interval_s=0.5,
         device="cpu",
+        **setup,
     )
     engine = make_engine(settings.resolved_database_url())
     upgrade(engine)
     engine.dispose()
     app = create_app(settings)
-    app.state.setup_settings, app.state.setup_hooks = setup, hooks
+    app.state.setup_hooks = hooks
     return app
 
 
-def tiny_setup_settings(assets: dict[str, Path], **values: Any) -> SetupSettings:
-    return SetupSettings(
+def tiny_setup_settings(assets: dict[str, Path], **values: Any) -> dict[str, Any]:
+    return dict(
         setup_model=str(assets["model"]),
         setup_transcoders=str(assets["transcoders"]),
         setup_corpus=str(assets["corpus"]),
@@ -481,7 +466,7 @@ def wait_for_setup(client: TestClient, status: str, timeout_s: float = 60) -> di
 def test_first_start_runs_the_setup_job_that_pages_show_and_admins_cancel_and_resume(
     tmp_path, monkeypatch, assets, caplog
 ):
-    caplog.set_level(logging.INFO, logger="glassbox.setup")
+    caplog.set_level(logging.INFO, logger="firststart")
     calls: Counter = Counter()
     started = threading.Event()
     hooks = tiny_hooks(calls, trace=blocking_trace(started, calls))
@@ -504,7 +489,7 @@ def test_first_start_runs_the_setup_job_that_pages_show_and_admins_cancel_and_re
         ]
         admin_page = client.get("/admin/jobs")
         assert admin_page.status_code == 200 and 'data-kind="setup"' in admin_page.text
-        assert client.get("/admin/jobs.js").headers["content-type"].startswith("text/javascript")
+        assert client.get("/static/pages/admin-jobs.js").headers["content-type"].startswith("text/javascript")
 
         cancelled = client.post(f"/api/jobs/{first['job']['id']}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
@@ -560,23 +545,14 @@ def test_no_setup_job_when_turned_off_or_not_embedded(tmp_path, monkeypatch, ass
 # ---- settings, logs, featured prompts --------------------------------------------------------
 
 
-def test_every_setup_setting_is_documented():
-    text = (REPO / "docs" / "deployment.md").read_text()
-    documented = set(re.findall(r"`(GLASSBOX_[A-Z0-9_]+)`", text))
-    for name, field in SetupSettings.model_fields.items():
-        assert field.description, name
-        assert f"GLASSBOX_{name.upper()}" in documented, (
-            f"GLASSBOX_{name.upper()} is not in docs/deployment.md"
-        )
-
-
 def test_setup_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("GLASSBOX_AUTO_SETUP", "false")
     monkeypatch.setenv("GLASSBOX_SETUP_TRANSCODERS", "/srv/tc")
     monkeypatch.setenv("GLASSBOX_LOG_FORMAT", "json")
-    s = SetupSettings()
+    monkeypatch.setenv("GLASSBOX_DEVICE", "cuda")
+    s = Settings()
     assert (s.auto_setup, s.log_format) == (False, "json")
-    plan = s.plan(device="cuda")
+    plan = SetupPlan.from_settings(s)
     assert (plan.transcoders, plan.transcoders_name, plan.device, plan.trains) == (
         "/srv/tc",
         "tc",
@@ -588,7 +564,7 @@ def test_setup_settings_come_from_the_environment(monkeypatch):
 
 def test_json_logs_are_one_object_per_line():
     code = (
-        "import logging; from glassbox.setup.logs import configure_logging\n"
+        "import logging; from persistence.logs import configure_logging\n"
         "configure_logging(fmt='json', level='info')\n"
         "logging.getLogger('glassbox.x').info('hello %s', 'world', extra={'job_id': 'j1'})\n"
         "logging.getLogger('uvicorn.access').info('%s - \"%s %s HTTP/%s\" %d',"
@@ -620,7 +596,7 @@ def test_featured_prompts_have_unique_slugs_and_measure_on_a_model(assets):
 
 @pytest.mark.slow
 def test_featured_prompts_suit_the_demo_model(gemma_model):
-    """What glassbox/featured.py says about each prompt, checked on Gemma 3 270M."""
+    """What firststart/featured.py says about each prompt, checked on Gemma 3 270M."""
     rows = {r.key: r for r in measure(gemma_model, k=5)}
     top = {key: [t for t, _ in r.top] for key, r in rows.items()}
     for item in FEATURED:

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from _fake_hub import FakeHub
 from safetensors.torch import load_file, save_file
 
 from glassbox.errors import TranscoderError
 from glassbox.testing import make_random_transcoders, make_tiny_model
-from glassbox.transcoders import io as tio
-from glassbox.transcoders import load_transcoders, save_transcoders
+from glassbox.transcoders import hub, load_transcoders, save_transcoders
 from glassbox.transcoders.lazy import LazyRows
 
 
@@ -149,33 +149,32 @@ def test_not_a_folder_nor_a_repo(tmp_path):
         load_transcoders("not a repo id")
 
 
-def test_hf_uri_parsing():
-    uri = tio.parse_hf_uri("hf://mntss/gemma-scope-transcoders/layer_0.safetensors?revision=abc")
+def test_hub_references():
+    uri = hub.parse_hf_uri("hf://mntss/gemma-scope-transcoders/layer_0.safetensors?revision=abc")
     assert (uri.repo_id, uri.path, uri.revision) == (
         "mntss/gemma-scope-transcoders", "layer_0.safetensors", "abc")
-    with pytest.raises(TranscoderError):
-        tio.parse_hf_uri("https://example.org/x")
+    assert hub.parse_hf_uri("hf://org/repo/a/b.npz@v2") == hub.HubRef("org/repo", "a/b.npz", "v2")
+    assert hub.parse_hub_ref("mwhanna/gemma-scope-2-1b-it/transcoder_all/width_16k@main") == hub.HubRef(
+        "mwhanna/gemma-scope-2-1b-it", "transcoder_all/width_16k", "main")
+    assert hub.parse_hub_ref("gemma") == hub.HubRef("mwhanna/gemma-scope-transcoders")
+    assert hub.parse_hub_ref("llama") == hub.HubRef("mntss/transcoder-Llama-3.2-1B")
+    for bad in ("https://example.org/x", "hf://org/repo"):
+        with pytest.raises(TranscoderError):
+            hub.parse_hf_uri(bad)
+    with pytest.raises(TranscoderError, match="neither a folder nor a hub repo"):
+        hub.parse_hub_ref("org/../etc")
 
 
 def test_hub_repo_is_loaded_through_the_hub_client(tmp_path, model, monkeypatch):
-    """The hub path: list the repo, download config and files (here from a local mirror)."""
-    folder = _copy_set(model, tmp_path, kind="clt", activation="jumprelu")
-    calls = []
-
-    def fake_files(repo_id, revision):
-        calls.append(("list", repo_id, revision))
-        return sorted(p.name for p in folder.iterdir())
-
-    def fake_download(repo_id, filename, revision=None):
-        calls.append(("get", repo_id, filename))
-        return folder / filename
-
-    monkeypatch.setattr(tio, "_hub_files", fake_files)
-    monkeypatch.setattr(tio, "_hub_download", fake_download)
-    tset = load_transcoders("someorg/clt-tiny@v1")
+    """The hub path: list the repo, download config and files (here from a local stand-in)."""
+    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path / "home"))
+    fake = FakeHub(tmp_path / "hub").install(monkeypatch)
+    fake.add_folder("someorg/clt-tiny", _copy_set(model, tmp_path, kind="clt", activation="jumprelu"),
+                    revision="v1")
+    tset = load_transcoders("someorg/clt-tiny@v1", progress=False)
     assert tset.kind == "clt" and tset.activation == "jumprelu"
-    assert calls[0] == ("list", "someorg/clt-tiny", "v1")
-    assert ("get", "someorg/clt-tiny", "W_dec_1.safetensors") in calls
+    assert fake.calls[0] == ("list", "someorg/clt-tiny@v1")
+    assert ("get", "someorg/clt-tiny/W_dec_1.safetensors@v1") in fake.calls
 
 
 def test_offline_hub_error_is_clear(monkeypatch):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from glassbox.setup.logs import configure_logging
-from glassbox.setup.settings import SetupSettings
-from server.settings import Settings
+from persistence.logs import configure_logging
+from persistence.settings import Settings
 from worker.rq_worker import run_worker
 
 if __name__ == "__main__":
-    configure_logging(fmt=SetupSettings().log_format, level="info")
-    run_worker(Settings())
+    settings = Settings()
+    configure_logging(fmt=settings.log_format, level="info")
+    run_worker(settings)

@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from server.db import SessionFactory
-from server.tables import Job, JobStatus, utcnow
+from persistence.db import SessionFactory
+from persistence.tables import Job, JobStatus, utcnow
 from worker.queue import JobQueue
 
 log = logging.getLogger(__name__)

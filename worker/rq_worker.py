@@ -13,11 +13,11 @@ import logging
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from server.db import make_engine, make_sessionmaker
-from server.settings import Settings
+from persistence.db import make_engine, make_sessionmaker
+from persistence.settings import Settings
 from worker import context as worker_context
 from worker.cache import ModelCache
-from worker.context import WorkerContext, default_worker_name
+from worker.context import WorkerContext, default_worker_name, unique_worker_name
 from worker.maintenance import MaintenanceLoop
 from worker.queue import RQJobQueue
 from worker.tracing import EngineTracer, Tracer
@@ -40,7 +40,8 @@ class GlassboxWorker(SimpleWorker):
 def build_context(
     settings: Settings, *, tracer: Tracer | None = None, name: str | None = None
 ) -> WorkerContext:
-    """The worker's context: sessions on DATABASE_URL and the engine tracer with its cache."""
+    """The worker's context: sessions on DATABASE_URL and the engine tracer with its cache,
+    under `name` (default `worker@host:pid`) made unique to this start."""
     sessions = make_sessionmaker(make_engine(settings.resolved_database_url()))
     if settings.torch_threads:
         import torch
@@ -49,7 +50,7 @@ def build_context(
     if tracer is None:
         cache = ModelCache(capacity=settings.model_cache_size, device=settings.device, dtype=settings.dtype)
         tracer = EngineTracer(cache)
-    return WorkerContext(settings, sessions, tracer, name or default_worker_name())
+    return WorkerContext(settings, sessions, tracer, unique_worker_name(name or default_worker_name()))
 
 
 def run_worker(

@@ -49,6 +49,7 @@ class EngineTracer:
 
     def __call__(self, spec: TraceSpec, progress: ProgressFn) -> TraceOutput:
         import glassbox
+        from glassbox.attribution.targets import prompt_logit_difference
 
         progress("loading model", 0.0)
         model = self.cache.model(spec.model_source)
@@ -56,7 +57,9 @@ class EngineTracer:
         params = dict(spec.params)
         logit_diff = params.pop("logit_diff", None)
         if logit_diff is not None:
-            params["targets"] = [logit_difference_target(model, spec.prompt, logit_diff)]
+            params["targets"] = [
+                prompt_logit_difference(model, spec.prompt, logit_diff["plus"], logit_diff["minus"])
+            ]
         result = glassbox.trace(
             spec.prompt, model=model, transcoders=transcoders, progress=progress, **params
         )
@@ -66,15 +69,6 @@ class EngineTracer:
     def intervene(self, spec: InterventionSpec, progress: ProgressFn) -> dict[str, Any]:
         """Run an intervention job on the same cached model and transcoders."""
         return run_interventions(self.cache, spec, progress)
-
-
-def logit_difference_target(model: Any, prompt: str, logit_diff: dict[str, str]) -> Any:
-    """The custom target logit(plus) - logit(minus) on the prompt's last position."""
-    from glassbox.attribution.targets import logit_difference
-
-    ids = model.tokenize(prompt)
-    logits = model.forward(ids, keep_layers=False, logits_at="last").logits[0, -1]
-    return logit_difference(model, logits, logit_diff["plus"], logit_diff["minus"])
 
 
 def scores_of(result: Any) -> tuple[float | None, float | None]:

@@ -1,4 +1,4 @@
-"""The frozen replacement model of one prompt, and the two linear maps attribution needs.
+"""One prompt's attribution context: its local replacement model, sources, and the transpose.
 
 Freezing every attention pattern and normalisation scale at its value on the prompt, and
 replacing each MLP output by (transcoder reconstruction + error), makes the map
@@ -6,9 +6,10 @@ replacing each MLP output by (transcoder reconstruction + error), makes the map
     sources (token embeddings, feature decoder writes, errors) -> targets (feature
     pre-activations, demeaned logits)
 
-linear. `AttributionContext.backward_rows` evaluates its transpose (one row of the
-adjacency matrix per target, batched, top layer to bottom); `linear_forward` evaluates the
-map itself around the prompt and is the oracle the tests check rows against.
+linear (`glassbox.frozen` holds that frozen model and runs it forward).
+`AttributionContext.backward_rows` evaluates the map's transpose (one row of the adjacency
+matrix per target, batched, top layer to bottom); `linear_forward` evaluates the map itself
+around the prompt and is the oracle the tests check rows against.
 
 Shapes: T positions, d model width, H heads, K kv-heads, hd head size, B rows in a batch,
 n active features. Feature/error/token columns are laid out [features | errors (l*T+p) | tokens].
@@ -21,25 +22,10 @@ from dataclasses import dataclass
 import torch
 
 from glassbox.errors import GlassboxError
-from glassbox.models.forward import ForwardResult, norm_gain
+from glassbox.frozen import FrozenLayer, freeze
+from glassbox.models.forward import ForwardResult
 from glassbox.models.loaded import LoadedModel
 from glassbox.transcoders.base import TranscoderSet
-
-
-@dataclass
-class FrozenLayer:
-    """A layer of the linearised model: frozen scales and the weights the backward uses."""
-
-    pattern: torch.Tensor  # (H, T, T)
-    attn_in: torch.Tensor  # (T, d) frozen attention-input norm: x = attn_in * resid
-    attn_out: torch.Tensor | None  # (T, d) Gemma post-attention norm
-    tc_in: torch.Tensor  # (T, d) transcoder input: x_tc = tc_in * resid_mid
-    tc_out: torch.Tensor | None  # (T, d) residual += tc_out * transcoder output
-    W_V: torch.Tensor  # (K*hd, d)
-    W_O: torch.Tensor  # (d, H*hd)
-    skip: torch.Tensor | None  # (d, d) S: transcoder output includes x_tc @ S
-    v_bias: torch.Tensor | None  # (K*hd,)
-    o_bias: torch.Tensor | None  # (d,)
 
 
 @dataclass
@@ -77,11 +63,12 @@ class AttributionContext:
         self.dtype = compute_dtype or (torch.float64 if model.dtype == torch.float64 else torch.float32)
         self.device = model.device
         special = set(getattr(model.tokenizer, "all_special_ids", []))
-        self.zero_bos = zero_bos and self.tokens[0] in special
+        # Leading positions held constant: BOS, or a chat set's whole template prefix.
+        self.held = transcoders.held_positions(self.tokens, special) if zero_bos else 0
         fwd = model.forward(self.tokens, logits_at="last")
         self.logits = fwd.logits[0, -1].float()  # (V,) after soft-cap, for probabilities
         self._freeze(fwd)
-        self._encode(fwd)
+        self._encode()
         self._build_readouts()
 
     # ---- phase 1: freeze the forward pass --------------------------------------------------
@@ -97,60 +84,23 @@ class AttributionContext:
         return t.to(device=self.device, dtype=self.dtype)
 
     def _freeze(self, fwd: ForwardResult) -> None:
-        spec, tc = self.model.spec, self.tc
-        self.embeddings = self._c(fwd.embeddings[0])  # (T, d)
-        self.layers: list[FrozenLayer] = []
-        self.tc_inputs: list[torch.Tensor] = []  # (T, d) what each transcoder reads
-        self.tc_targets: list[torch.Tensor] = []  # (T, d) true value at the output hook
-        for l, rec in enumerate(fwd.layers):
-            mods = self.model.layer_mods[l]
-            attn = mods.attn
-            r = lambda t: t[0]  # noqa: E731 - drop the batch dim
-            attn_out = None
-            if mods.attn_out_norm is not None:
-                attn_out = self._c(r(rec.attn_out_inv_rms) * norm_gain(mods.attn_out_norm, spec))
-            mlp_inv = r(rec.mlp_in_inv_rms)
-            if tc.input_hook == "mlp.hook_in":
-                tc_in, x = mlp_inv * norm_gain(mods.mlp_norm, spec), r(rec.mlp_in)
-            elif tc.input_hook == "ln2.hook_normalized":
-                tc_in = mlp_inv.expand(-1, spec.d_model)
-                resid_mid = r(rec.resid_mid)
-                x = resid_mid.to(torch.promote_types(resid_mid.dtype, torch.float32)) * mlp_inv
-            else:  # hook_resid_mid
-                tc_in, x = torch.ones_like(mlp_inv).expand(-1, spec.d_model), r(rec.resid_mid)
-            tc_out, y = None, r(rec.mlp_out)
-            if tc.output_hook == "mlp.hook_out" and mods.mlp_out_norm is not None:
-                tc_out = self._c(r(rec.mlp_out_inv_rms) * norm_gain(mods.mlp_out_norm, spec))
-                y = r(rec.mlp_raw_out)
-            skip = tc.layers[l].skip
-            self.layers.append(FrozenLayer(
-                pattern=self._c(r(rec.pattern)),
-                attn_in=self._c(r(rec.attn_in_inv_rms) * norm_gain(mods.attn_norm, spec)),
-                attn_out=attn_out,
-                tc_in=self._c(tc_in),
-                tc_out=tc_out,
-                W_V=self._c(attn.v_proj.weight),
-                W_O=self._c(attn.o_proj.weight),
-                skip=None if skip is None else self._c(skip),
-                v_bias=None if attn.v_proj.bias is None else self._c(attn.v_proj.bias),
-                o_bias=None if attn.o_proj.bias is None else self._c(attn.o_proj.bias),
-            ))
-            self.tc_inputs.append(self._c(x))
-            self.tc_targets.append(self._c(y))
+        """The local replacement model of the prompt, in the compute dtype."""
+        self.frozen = freeze(self.model, self.tc, fwd, dtype=self.dtype, skip_dtype=self.dtype,
+                             held=self.held)
+        self.layers: list[FrozenLayer] = self.frozen.layers
+        self.embeddings = self.frozen.embeddings  # (T, d)
         T = self.n_pos
-        final_gain = norm_gain(self.model.decoder.norm, spec)
-        self.final_scale = self._c(fwd.final_inv_rms[0, T - 1] * final_gain)  # (d,)
+        self.final_scale = self.frozen.final[T - 1]  # (d,)
         self.final_resid = self._c(fwd.final_resid[0, T - 1])
 
     # ---- phase 1b: transcoder activations and errors --------------------------------------
-    def _encode(self, fwd: ForwardResult) -> None:
-        """Active features (layer, pos, feature) in lexicographic order, and error vectors."""
+    def _encode(self) -> None:
+        """Active features (layer, pos, feature) in lexicographic order, and their activations."""
         triples, values = [], []
         for l in range(self.n_layers):
-            pre = self.tc.encode(l, self.tc_inputs[l].to(self.tc.dtype))  # (T, d_tc)
+            pre = self.pre_activations(l)  # (T, d_tc)
             acts = self.tc.activate(l, pre)
-            if self.zero_bos:
-                acts[0] = 0
+            acts[: self.held] = 0
             pos, feat = acts.nonzero(as_tuple=True)  # row-major: sorted by (pos, feat)
             triples.append(torch.stack([torch.full_like(pos, l), pos, feat], dim=1))
             values.append(acts[pos, feat])
@@ -203,17 +153,17 @@ class AttributionContext:
             readouts.append(DecoderReadout(cols=cols.to(self.device), pos=pos.to(self.device), vecs=vecs))
             recon = self.embeddings.new_zeros(T, d).index_add_(0, pos.to(self.device), vecs)
             recon = recon + self._c(self.tc.layers[l].b_dec)
-            if self.layers[l].skip is not None:
-                recon = recon + self.tc_inputs[l] @ self.layers[l].skip
-            err = self.tc_targets[l] - recon
-            if self.zero_bos:
-                err[0] = 0
+            fl = self.layers[l]
+            if fl.skip is not None:
+                recon = recon + fl.x0 @ fl.skip
+            err = fl.y0 - recon
+            err[: self.held] = 0
             self.errors.append(err)
         self.sources = [self._source_readout(l, readouts[l]) for l in range(L)]
 
     def _source_readout(self, layer: int, ro: DecoderReadout) -> SourceReadout:
         T = self.n_pos
-        first = 1 if self.zero_bos else 0
+        first = self.held
         err_pos = torch.arange(first, T, device=self.device)
         cols = torch.cat([ro.cols, self.error_col(layer, 0) + err_pos])
         pos = torch.cat([ro.pos, err_pos])
@@ -256,31 +206,16 @@ class AttributionContext:
             g_x = torch.zeros(b, P, d, dtype=self.dtype, device=self.device)
             if a and fl.skip is not None:
                 g_x[:a] = g_out @ fl.skip.T
-                if self.zero_bos:
-                    g_x[:a, 0] = 0  # the BOS MLP output is a constant (see linear_forward)
+                g_x[:a, : self.held] = 0  # a held MLP output is a constant (see linear_forward)
             here = torch.nonzero(layer_s == l).flatten()
             g_x[here, pos_s[here]] += vec_s[here]
             G[:b] += fl.tc_in[:P] * g_x
             if b:
-                G[:b] += fl.attn_in[:P] * self._attention_vjp(fl, G[:b], P)
+                G[:b] += fl.attn_in[:P] * self.frozen.attention_vjp(l, G[:b], P)
         out[:, self.token_col(0):self.token_col(0) + P] = torch.einsum("bpd,pd->bp", G, self.embeddings[:P])
         result = torch.empty_like(out)
         result[order.to(self.device)] = out
         return result
-
-    def _attention_vjp(self, fl: FrozenLayer, G: torch.Tensor, P: int) -> torch.Tensor:
-        """Gradient w.r.t. the normalised attention input, patterns frozen: (b, P, d)."""
-        spec = self.model.spec
-        b = G.shape[0]
-        g = G if fl.attn_out is None else G * fl.attn_out[:P]
-        gz = (g @ fl.W_O).view(b, P, spec.n_heads, spec.head_dim)  # (b, P, H, hd)
-        gz = gz.permute(2, 0, 1, 3)  # (H, b, P, hd)
-        pat_t = fl.pattern[:, :P, :P].transpose(1, 2)  # (H, k, q)
-        gv = pat_t[:, None] @ gz  # (H, b, P, hd): sum over queries of A[q, k] g_z[q]
-        groups = spec.n_heads // spec.n_kv_heads
-        gv = gv.view(spec.n_kv_heads, groups, b, P, spec.head_dim).sum(1)  # (K, b, P, hd)
-        gv = gv.permute(1, 2, 0, 3).reshape(b, P, spec.n_kv_heads * spec.head_dim)
-        return gv @ fl.W_V
 
     def _read_mlp_sources(self, layer: int, g_out: torch.Tensor, out: torch.Tensor, P: int) -> None:
         """Edges from every source writing into this layer's MLP output (features, errors)."""
@@ -307,7 +242,7 @@ class AttributionContext:
 
     def pre_activations(self, layer: int) -> torch.Tensor:
         """(T, d_tc) encoder pre-activations of a layer on the prompt (recomputed)."""
-        return self.tc.encode(layer, self.tc_inputs[layer].to(self.tc.dtype))
+        return self.tc.encode(layer, self.layers[layer].x0.to(self.tc.dtype))
 
     # ---- the map itself, around the prompt: the oracle -------------------------------------
     def linear_forward(
@@ -328,36 +263,27 @@ class AttributionContext:
         BOS skip path would route the BOS embedding through gains of 1e2-1e4 and swamp the
         graph; circuit-tracer keeps it live, which changes only the BOS token's column.)
         """
-        T, L = self.n_pos, self.n_layers
-        spec = self.model.spec
         resid = self.embeddings + (0 if delta_embed is None else self._c(delta_embed))
-        pres = []
-        for l in range(L):
-            fl = self.layers[l]
-            x = fl.attn_in * resid
-            v = x @ fl.W_V.T + (0 if fl.v_bias is None else fl.v_bias)
-            v = v.view(T, spec.n_kv_heads, spec.head_dim).transpose(0, 1)  # (K, T, hd)
-            v = v.repeat_interleave(spec.n_heads // spec.n_kv_heads, dim=0)  # (H, T, hd)
-            z = (fl.pattern @ v).transpose(0, 1).reshape(T, -1)
-            attn = z @ fl.W_O.T + (0 if fl.o_bias is None else fl.o_bias)
-            resid_mid = resid + (attn if fl.attn_out is None else fl.attn_out * attn)
-            x_tc = fl.tc_in * resid_mid
-            sl = self.layer_slice(l)
-            feats = self.active_features[sl]
-            W = self._c(self.tc.encoder_rows(l, feats[:, 2]))
-            b_enc = self._c(self.tc.layers[l].b_enc[feats[:, 2].to(self.tc.device)])
-            pres.append((x_tc[feats[:, 1].to(self.device)] * W).sum(-1) + b_enc)
-            y = self.tc_targets[l].clone()
-            if fl.skip is not None:
-                skip_change = (x_tc - self.tc_inputs[l]) @ fl.skip
-                if self.zero_bos:
-                    skip_change[0] = 0
-                y = y + skip_change
-            if delta_acts is not None:
-                y = y + self._feature_writes(l, self._c(delta_acts))
-            if delta_errors is not None:
-                y = y + self._c(delta_errors[l])
-            resid = resid_mid + (y if fl.tc_out is None else fl.tc_out * y)
-        final = self.final_scale * resid[T - 1]
+        writes = [self._source_change(l, delta_acts, delta_errors) for l in range(self.n_layers)]
+        pres: list[torch.Tensor] = []
+        final = self.frozen.run(resid[None], writes=writes,
+                                on_input=lambda l, x: pres.append(self._active_pre(l, x)))
+        final = self.final_scale * final[0, self.n_pos - 1]
         logit_vals = final.new_zeros(0) if logit_vecs is None else self._c(logit_vecs) @ final
         return torch.cat(pres), logit_vals
+
+    def _source_change(self, layer: int, delta_acts: torch.Tensor | None,
+                       delta_errors: torch.Tensor | None) -> torch.Tensor | None:
+        """(T, d) what changed sources add to a layer's output-hook value, or None."""
+        change = None if delta_acts is None else self._feature_writes(layer, self._c(delta_acts))
+        if delta_errors is not None:
+            err = self._c(delta_errors[layer])
+            change = err if change is None else change + err
+        return change
+
+    def _active_pre(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activations (m,) of a layer's active features for transcoder input x (T, d)."""
+        feats = self.active_features[self.layer_slice(layer)]
+        W = self._c(self.tc.encoder_rows(layer, feats[:, 2]))  # (m, d)
+        b_enc = self._c(self.tc.layers[layer].b_enc[feats[:, 2].to(self.tc.device)])
+        return (x[feats[:, 1].to(self.device)] * W).sum(-1) + b_enc

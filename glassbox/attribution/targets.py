@@ -67,6 +67,13 @@ def logit_difference(model: LoadedModel, logits: torch.Tensor, plus: str, minus:
     return CustomTarget(label=f"{plus} - {minus}", weight=float(probs[a]), vec=W_U[a] - W_U[b])
 
 
+def prompt_logit_difference(model: LoadedModel, prompt: str, plus: str, minus: str) -> CustomTarget:
+    """`logit_difference` at the last position of `prompt` (one forward pass for the weight)."""
+    ids = model.tokenize(prompt)
+    logits = model.forward(ids, keep_layers=False, logits_at="last").logits[0, -1]
+    return logit_difference(model, logits, plus, minus)
+
+
 def salient_targets(model: LoadedModel, logits: torch.Tensor, *, max_n_logits: int,
                     desired_logit_prob: float) -> Targets:
     """Top tokens by probability until their cumulative probability reaches the goal."""

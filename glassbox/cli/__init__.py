@@ -1,11 +1,25 @@
-"""The `glassbox` command. Each command group lives in its own module."""
+"""The `glassbox` command. Each command group lives in its own module.
+
+The engine's commands (trace, view, models, corpus, transcoders, features) are defined here. The
+application's commands (serve, worker, setup) live with the layers they start and register
+themselves in the `glassbox.commands` entry point group, so the engine never imports the app
+and `glassbox` works, with the engine's commands only, where the app is not installed.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
 import typer
 
-from glassbox.cli import corpus, features, models, serve, trace, transcoders, worker
-from glassbox.setup.cli import setup_command
+from glassbox.cli import corpus, features, models, trace, transcoders, view
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "glassbox.commands"
 
 app = typer.Typer(
     name="glassbox",
@@ -14,14 +28,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("trace")(trace.trace_command)
-app.command("serve")(serve.serve_command)
-app.command("worker")(worker.worker_command)
-app.command("setup")(setup_command)
+app.command("view")(view.view_command)
 app.add_typer(models.app, name="models")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(transcoders.app, name="transcoders")
 app.add_typer(features.app, name="features")
 
 
+def add_app_commands(target: typer.Typer) -> list[str]:
+    """Register the commands installed packages offer; returns their names. A package that
+    cannot be imported (its dependencies missing) is left out, with a debug log line."""
+    added = []
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            command: Callable[..., Any] = entry.load()
+        except ImportError as exc:
+            log.debug("command %r is not available: %s", entry.name, exc)
+            continue
+        target.command(entry.name)(command)
+        added.append(entry.name)
+    return added
+
+
 def main() -> None:
+    add_app_commands(app)
     app()

@@ -38,7 +38,7 @@ def trace_command(
     slug: Annotated[str | None, Opt(help="Graph slug in the JSON (default: from the prompt).")] = None,
 ) -> None:
     """Trace the attribution graph of PROMPT and write it as graph JSON."""
-    from glassbox.attribution.targets import logit_difference
+    from glassbox.attribution.targets import prompt_logit_difference
     from glassbox.models import load_model
     from glassbox.tracing import trace
     from glassbox.transcoders import load_transcoders
@@ -48,9 +48,7 @@ def trace_command(
     tset = load_transcoders(transcoders, device=loaded.device)
     targets = None
     if logit_diff is not None:
-        ids = loaded.tokenize(prompt)
-        logits = loaded.forward(ids, keep_layers=False, logits_at="last").logits[0, -1]
-        targets = [logit_difference(loaded, logits, logit_diff[0], logit_diff[1])]
+        targets = [prompt_logit_difference(loaded, prompt, logit_diff[0], logit_diff[1])]
     elif target:
         targets = list(target)
     with progress_bar("tracing") as report:

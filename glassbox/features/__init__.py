@@ -39,7 +39,7 @@ Logit convention: see `glassbox.features.logits`. Storage layout: see
 
 from __future__ import annotations
 
-from typing import Any
+from glassbox._lazy import lazy_exports
 
 _LAZY = {
     "BuildConfig": "glassbox.features.config",
@@ -55,9 +55,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'glassbox.features' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -1,4 +1,4 @@
-"""Anthropic's feature-details format (shared/formats/feature-details-schema.json).
+"""Anthropic's feature-details format (glassbox/graph/schemas/feature-details-schema.json).
 
 `FeatureStore.get` already returns a superset of the format; this keeps only its fields, as
 Neuronpedia and circuit-tracer's viewer read them:

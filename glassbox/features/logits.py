@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from glassbox.models.forward import norm_gain
+from glassbox.models.hooks import hooks_at
 from glassbox.models.loaded import LoadedModel
+from glassbox.models.norms import norm_gain
 from glassbox.transcoders.base import TranscoderSet
 
 
@@ -37,9 +38,9 @@ def feature_directions(model: LoadedModel, transcoders: TranscoderSet, layer: in
     feats = torch.arange(transcoders.d_transcoder)
     rows = transcoders.decoder_rows(layer, feats).float().cpu()  # (F, n_out, d)
     direction = rows.sum(dim=1)  # a PLT has n_out = 1; a CLT writes to every later layer
-    post_norm = model.layer_mods[layer].mlp_out_norm
-    if transcoders.output_hook == "mlp.hook_out" and post_norm is not None and transcoders.kind == "plt":
-        direction = direction * norm_gain(post_norm, model.spec).float().cpu()
+    gain = hooks_at(model, layer, transcoders.input_hook, transcoders.output_hook).write_gain()
+    if gain is not None and transcoders.kind == "plt":  # the row passes through the post-MLP norm
+        direction = direction * gain.float().cpu()
     return direction
 
 

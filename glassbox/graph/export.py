@@ -1,5 +1,5 @@
 """Graph -> attribution-graph JSON, the format circuit-tracer writes and Neuronpedia and
-Anthropic's viewer read (see shared/formats/graph-schema.json).
+Anthropic's viewer read (see glassbox/graph/schemas/graph-schema.json).
 
 The export is the pruned graph: nodes kept by `prune_graph` that still touch a kept edge
 (tokens and logits always), and the kept edges with their raw signed weight A[target, source].
@@ -86,6 +86,65 @@ def save_graph_json(graph: Graph, path: str | Path, **export_options: Any) -> Pa
         raw = gzip.compress(raw, compresslevel=6)
     path.write_bytes(raw)
     return path
+
+
+# ---- circuit-tracer's folder layout ----------------------------------------------------------
+
+GRAPH_METADATA = "graph-metadata.json"
+# The metadata keys circuit-tracer's `create_graph_files` lists per graph (its viewer reads slug,
+# scan, prompt and node_threshold from the list to build its graph menu).
+LISTED_KEYS = ("slug", "scan", "transcoder_list", "prompt_tokens", "prompt", "node_threshold",
+               "schema_version")
+
+
+def write_graph_files(data: Mapping[str, Any], folder: str | Path) -> Path:
+    """Write graph JSON in circuit-tracer's `create_graph_files` layout; returns the graph file.
+
+    The folder gets `{slug}.json` and an entry in `graph-metadata.json` (`{"graphs": [...]}`,
+    one entry per slug; writing a slug again replaces its entry), so circuit-tracer's `serve`,
+    its viewer and `glassbox view FOLDER` open every graph written there.
+    """
+    metadata = data.get("metadata") if isinstance(data, Mapping) else None
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("slug"), str):
+        raise GlassboxError("graph JSON needs metadata.slug to be written as graph files")
+    slug = metadata["slug"]
+    if not slug.strip() or slug in {".", ".."} or any(c in slug for c in "/\\\0"):
+        raise GlassboxError(f"slug {slug!r} cannot be a file name: use letters, digits, - and _")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{slug}.json"
+    _replace_file(path, dumps_graph_json(data))
+    listing = _read_listing(folder / GRAPH_METADATA)
+    entry = {key: metadata[key] for key in LISTED_KEYS if key in metadata}
+    listing["graphs"] = [g for g in listing["graphs"] if g.get("slug") != slug] + [entry]
+    _replace_file(folder / GRAPH_METADATA, json.dumps(listing, indent=2, ensure_ascii=False).encode())
+    return path
+
+
+def save_graph_files(graph: Graph, folder: str | Path, **export_options: Any) -> Path:
+    """`write_graph_files(graph_to_json(graph, **export_options), folder)`."""
+    return write_graph_files(graph_to_json(graph, **export_options), folder)
+
+
+def _read_listing(path: Path) -> dict[str, Any]:
+    """graph-metadata.json as {"graphs": [...]}; a missing file is an empty listing."""
+    if not path.is_file():
+        return {"graphs": []}
+    try:
+        listing = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GlassboxError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(listing, dict) or not isinstance(listing.get("graphs"), list):
+        raise GlassboxError(f'{path} is not a graph listing ({{"graphs": [...]}})')
+    listing["graphs"] = [g for g in listing["graphs"] if isinstance(g, dict)]
+    return listing
+
+
+def _replace_file(path: Path, raw: bytes) -> None:
+    """Write through a temporary file, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(raw)
+    tmp.replace(path)
 
 
 def token_strings(graph: Graph) -> list[str]:

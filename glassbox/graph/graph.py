@@ -16,11 +16,15 @@ import io
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from glassbox.errors import GraphFormatError
+
+if TYPE_CHECKING:
+    from glassbox.features.store import FeatureStore
+    from glassbox.view.notebook import ViewerFrame
 
 FORMAT_VERSION = 1
 
@@ -105,6 +109,14 @@ class Graph:
     def selected_feature_triples(self) -> torch.Tensor:
         """(n_selected, 3) (layer, pos, feature) of the feature nodes, in node order."""
         return self.active_features[self.selected_features]
+
+    def show(self, *, features: FeatureStore | str | Path | None = None, height: int = 720,
+             **export_options: Any) -> ViewerFrame:
+        """The pruned graph in the viewer (see `glassbox.view.show`): inline in Jupyter, its
+        address elsewhere. export_options go to `graph_to_json` (slug, node_threshold...)."""
+        from glassbox.view.notebook import show
+
+        return show(self, features=features, height=height, **export_options)
 
     # ---- persistence ------------------------------------------------------------------
 

@@ -13,12 +13,11 @@ other ids.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
 import math
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import torch
 
-from glassbox.errors import GraphFormatError
+from glassbox.errors import GraphFormatError, GraphTooLargeError
 from glassbox.graph import neuronpedia as nf
 from glassbox.graph.graph import Graph, LogitTarget
 
@@ -35,7 +34,8 @@ logger = logging.getLogger(__name__)
 MAX_BYTES = 512 * 1024 * 1024  # Neuronpedia caps uploads at 100 MB; leave room for gzip ratios
 MAX_NODES = 500_000
 MAX_LINKS = 20_000_000
-MAX_DENSE_NODES = 16_384  # to_graph builds an N x N float32 adjacency: 1 GiB at this size
+MAX_DENSE_NODES = 16_384
+GZIP_MAGIC = b"\x1f\x8b"  # to_graph builds an N x N float32 adjacency: 1 GiB at this size
 
 FEATURE_TYPES = {nf.FEATURE, "transcoder", "per layer transcoder", "unexplored node"}
 ERROR_TYPES = {nf.ERROR}
@@ -136,11 +136,38 @@ def load_graph_json(path: str | Path, *, max_bytes: int = MAX_BYTES, **limits: i
     if not path.is_file():
         raise GraphFormatError(f"graph JSON not found: {path}")
     if path.stat().st_size > max_bytes:
-        raise GraphFormatError(f"{path} is larger than the {max_bytes} byte limit")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+        raise GraphTooLargeError(f"{path} is larger than the {max_bytes} byte limit")
+    return graph_from_json(read_graph_bytes(path.read_bytes(), max_bytes=max_bytes), **limits)
+
+
+def read_graph_bytes(raw: bytes, *, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+    """Bytes of a graph JSON, plain or gzip -> the parsed object. Decompression stops at
+    `max_bytes`, so a small gzip bomb cannot expand in memory."""
+    if raw[:2] == GZIP_MAGIC:
         raw = _gunzip(raw, max_bytes=max_bytes)
-    return graph_from_json(raw, **limits)
+    if len(raw) > max_bytes:
+        raise GraphTooLargeError(f"the graph JSON is {len(raw)} bytes; the limit is {max_bytes}")
+    data = _parse(raw)
+    if not isinstance(data, dict):
+        raise GraphFormatError(f"graph JSON must be an object, got {type(data).__name__}")
+    return data
+
+
+@dataclass(frozen=True)
+class GraphSummary:
+    """What a graph store keeps beside the JSON, to list and search graphs without reading it."""
+
+    prompt: str
+    tokens: list[str]
+    scan: str
+    node_count: int
+    link_count: int
+
+    @classmethod
+    def of(cls, graph: ImportedGraph) -> GraphSummary:
+        meta = graph.metadata
+        return cls(meta["prompt"], list(meta["prompt_tokens"]), meta["scan"], len(graph.nodes),
+                   int(graph.link_weights.numel()))
 
 
 def json_roundtrip(graph: Graph, **export_options: Any) -> ImportedGraph:
@@ -162,16 +189,18 @@ def _parse(text: str | bytes | bytearray) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GraphFormatError(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise GraphFormatError("not valid JSON: nested too deeply") from exc
 
 
 def _gunzip(raw: bytes, *, max_bytes: int) -> bytes:
-    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
-        try:
-            out = stream.read(max_bytes + 1)
-        except (OSError, EOFError) as exc:
-            raise GraphFormatError(f"cannot decompress graph JSON: {exc}") from exc
-    if len(out) > max_bytes:
-        raise GraphFormatError(f"decompressed graph JSON is larger than {max_bytes} bytes")
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = decoder.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise GraphFormatError(f"cannot decompress graph JSON: {exc}") from exc
+    if len(out) > max_bytes or decoder.unconsumed_tail:
+        raise GraphTooLargeError(f"the graph JSON is over {max_bytes} bytes once decompressed")
     return out
 
 
@@ -228,7 +257,8 @@ def _check_qparams(qparams: Any) -> Mapping[str, Any]:
 
 
 def _read_nodes(raw: list[Any], metadata: Mapping[str, Any], *, max_nodes: int) -> list[ImportedNode]:
-    _require(len(raw) <= max_nodes, f"graph has {len(raw)} nodes, more than the limit {max_nodes}")
+    if len(raw) > max_nodes:
+        raise GraphTooLargeError(f"graph has {len(raw)} nodes, more than the limit {max_nodes}")
     cantor_ids = metadata.get("schema_version") == 1
     nodes, seen = [], set()
     for i, item in enumerate(raw):
@@ -327,7 +357,8 @@ def _feature_index(node_id: str, feature: int | None, layer: int, *, cantor_ids:
 def _read_links(
     raw: list[Any], positions: Mapping[str, int], *, max_links: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    _require(len(raw) <= max_links, f"graph has {len(raw)} links, more than the limit {max_links}")
+    if len(raw) > max_links:
+        raise GraphTooLargeError(f"graph has {len(raw)} links, more than the limit {max_links}")
     sources, targets, weights = [], [], []
     for i, link in enumerate(raw):
         if not isinstance(link, Mapping):

@@ -5,7 +5,7 @@ Exports are lazy so that `glassbox models list` and the demo registry import wit
 
 from __future__ import annotations
 
-from typing import Any
+from glassbox._lazy import lazy_exports
 
 _LAZY = {
     "ArchSpec": "glassbox.models.arch",
@@ -16,9 +16,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'glassbox.models' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

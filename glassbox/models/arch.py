@@ -123,22 +123,16 @@ class LayerModules:
 
 
 def layer_modules(layer: nn.Module, spec: ArchSpec) -> LayerModules:
-    if spec.sandwich_norms:
-        return LayerModules(
-            attn_norm=layer.input_layernorm,
-            attn=layer.self_attn,
-            attn_out_norm=layer.post_attention_layernorm,
-            mlp_norm=layer.pre_feedforward_layernorm,
-            mlp=layer.mlp,
-            mlp_out_norm=layer.post_feedforward_layernorm,
-        )
+    """A decoder layer's modules by role. Llama/Qwen's `post_attention_layernorm` is the pre-MLP
+    norm; Gemma's is the norm after attention, with two more norms around the MLP."""
+    sandwich = spec.sandwich_norms
     return LayerModules(
         attn_norm=layer.input_layernorm,
         attn=layer.self_attn,
-        attn_out_norm=None,
-        mlp_norm=layer.post_attention_layernorm,
+        attn_out_norm=layer.post_attention_layernorm if sandwich else None,
+        mlp_norm=layer.pre_feedforward_layernorm if sandwich else layer.post_attention_layernorm,
         mlp=layer.mlp,
-        mlp_out_norm=None,
+        mlp_out_norm=layer.post_feedforward_layernorm if sandwich else None,
     )
 
 

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from glassbox.models.arch import ArchSpec, LayerModules
+from glassbox.models.attention import RopeTable, attention, rotary_tables
+from glassbox.models.norms import inv_rms
 
 # An MLP override receives (layer, mlp_in (B,T,d), resid_mid (B,T,d), true contribution or
 # None) and returns the tensor to add to the residual stream instead of the MLP's output.
@@ -50,82 +51,18 @@ class ForwardResult:
     layers: list[LayerRecord] = field(default_factory=list)
 
 
-def inv_rms(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """1 / RMS(x) over the last dim in float32, the scale an RMSNorm multiplies by."""
-    return torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
-
-
-def norm_gain(norm: torch.nn.Module, spec: ArchSpec) -> torch.Tensor:
-    """The per-channel gain an RMSNorm applies after scaling: w, or (1 + w) for Gemma."""
-    return norm.weight.float() + spec.norm_offset
-
-
-def causal_mask(T: int, window: int | None, device: torch.device) -> torch.Tensor:
-    """(T, T) boolean, True where query q may attend to key k."""
-    q = torch.arange(T, device=device)[:, None]
-    k = torch.arange(T, device=device)[None, :]
-    allowed = k <= q
-    if window is not None:
-        allowed &= (q - k) < window
-    return allowed
-
-
-def rotary_tables(rotary: torch.nn.Module, x: torch.Tensor, spec: ArchSpec) -> dict[str, tuple]:
-    """cos/sin tables per layer type (Gemma 3 has two; the others one)."""
-    B, T = x.shape[:2]
-    position_ids = torch.arange(T, device=x.device)[None].expand(B, T)
-    if spec.rotary_per_layer_type:
-        return {lt: rotary(x, position_ids, lt) for lt in set(spec.layer_types)}
-    table = rotary(x, position_ids)
-    return {lt: table for lt in set(spec.layer_types)}
-
-
-def attention_pattern(
-    attn: torch.nn.Module, x: torch.Tensor, rope: tuple, spec: ArchSpec, layer: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention weights (B,H,T,T) and values (B,K,T,hd) for normalised input x (B,T,d)."""
-    B, T, _ = x.shape
-    q = attn.q_proj(x).view(B, T, spec.n_heads, spec.head_dim)
-    k = attn.k_proj(x).view(B, T, spec.n_kv_heads, spec.head_dim)
-    v = attn.v_proj(x).view(B, T, spec.n_kv_heads, spec.head_dim).transpose(1, 2)
-    if spec.qk_norm:
-        q, k = attn.q_norm(q), attn.k_norm(k)
-    q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H, T, hd), (B, K, T, hd)
-    cos, sin = rope
-    q, k = apply_rotary_pos_emb(q, k, cos, sin)
-    k = k.repeat_interleave(spec.n_heads // spec.n_kv_heads, dim=1)  # (B, H, T, hd)
-    scores = (q @ k.transpose(-1, -2)) * spec.attn_scale  # (B, H, T, T)
-    if spec.attn_softcap is not None:
-        scores = torch.tanh(scores / spec.attn_softcap) * spec.attn_softcap
-    allowed = causal_mask(T, spec.window(layer), x.device)
-    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-    softmax_dtype = torch.promote_types(torch.float32, q.dtype)  # fp32, or fp64 in tests
-    pattern = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)
-    return pattern, v
-
-
-def attention_output(
-    attn: torch.nn.Module, pattern: torch.Tensor, v: torch.Tensor, spec: ArchSpec
-) -> torch.Tensor:
-    """o_proj(pattern @ v): (B,H,T,T) x (B,K,T,hd) -> (B,T,d)."""
-    B, H, T, _ = pattern.shape
-    v = v.repeat_interleave(spec.n_heads // spec.n_kv_heads, dim=1)  # (B, H, T, hd)
-    z = (pattern @ v).transpose(1, 2).reshape(B, T, H * spec.head_dim)
-    return attn.o_proj(z)
-
-
 def run_layer(
     mods: LayerModules,
     resid: torch.Tensor,
-    rope: tuple,
+    rope: RopeTable,
     spec: ArchSpec,
     layer: int,
     mlp_override: MlpOverride | None,
 ) -> LayerRecord:
+    """One decoder layer on resid (B, T, d), every intermediate value and norm scale recorded."""
     eps = spec.norm_eps
     attn_in_inv = inv_rms(resid, eps)
-    pattern, v = attention_pattern(mods.attn, mods.attn_norm(resid), rope, spec, layer)
-    attn_out = attention_output(mods.attn, pattern, v, spec)
+    attn_out, pattern = attention(mods.attn, mods.attn_norm(resid), rope, spec, layer)
     attn_out_inv = None
     if mods.attn_out_norm is not None:
         attn_out_inv = inv_rms(attn_out, eps)
@@ -156,9 +93,11 @@ def run_layer(
     )
 
 
-def unembed(hf_model: torch.nn.Module, final: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
+def unembed(hf_model: torch.nn.Module, final: torch.Tensor, spec: ArchSpec, *,
+            softcap: bool = True) -> torch.Tensor:
+    """Logits (.., V) of final normalised residuals (.., d); softcap=False skips Gemma 2's soft-cap."""
     logits = hf_model.lm_head(final)
-    if spec.final_softcap is not None:
+    if softcap and spec.final_softcap is not None:
         logits = torch.tanh(logits / spec.final_softcap) * spec.final_softcap
     return logits
 

@@ -10,7 +10,7 @@ Heavy imports (torch, transformers) happen when these are first used.
 
 from __future__ import annotations
 
-from typing import Any
+from glassbox._lazy import lazy_exports
 
 _LAZY = {
     "TrainConfig": "glassbox.training.config",
@@ -25,9 +25,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'glassbox.training' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

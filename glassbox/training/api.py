@@ -74,10 +74,15 @@ def train_transcoders(
     eval_progress: Callable[[str, float], None] | None = None,
     stop_after_steps: int | None = None,
     keep_checkpoint: bool = False,
+    name: str | None = None,
 ) -> TrainOutcome:
-    """Train a per-layer transcoder set and write it (weights, metrics.json, README.md) to out_dir."""
+    """Train a per-layer transcoder set and write it (weights, metrics.json, README.md) to out_dir.
+
+    `name` is the set's name (config.yaml's `scan`; default: the folder's name). Without
+    `resume`, an out_dir holding a run or a set is refused unless `force` is given."""
     config.validate()
     out_dir = Path(out_dir)
+    name = name or out_dir.name
     prepare_output(out_dir, resume=resume, force=force)
     if model is None:
         model = load_model(config.model, dtype=config.model_dtype, device=device)
@@ -85,9 +90,8 @@ def train_transcoders(
     result = trainer.run(resume=resume, stop_after_steps=stop_after_steps)
     if not result.finished:
         return TrainOutcome(out_dir, finished=False)
-    tset = to_transcoder_set(result.stack, config, model_name=model.name, name=out_dir.name,
-                             dtype=config.save_dtype)
-    save_transcoders(tset, out_dir)
+    tset = to_transcoder_set(result.stack, config, model_name=model.name, name=name, dtype=config.save_dtype)
+    save_transcoders(tset, out_dir, extra_config={"scan": name})
     metrics = _metrics(config, result.state, model)
     if evaluate:
         opts = eval_options or EvalOptions()
@@ -98,7 +102,7 @@ def train_transcoders(
     metrics["files_sha256"] = {f: report.sha256(out_dir / f) for f in files}
     report.write_metrics(out_dir, metrics)
     listing = ["config.yaml", *files, "metrics.json", "README.md"]
-    (out_dir / "README.md").write_text(report.readme(name=out_dir.name, config=config, metrics=metrics,
+    (out_dir / "README.md").write_text(report.readme(name=name, config=config, metrics=metrics,
                                                      files=listing))
     if not keep_checkpoint:
         checkpoint_path(out_dir).unlink(missing_ok=True)

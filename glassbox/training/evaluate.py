@@ -23,10 +23,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from glassbox.models.forward import norm_gain, run_forward
+from glassbox.models.forward import run_forward
+from glassbox.models.hooks import layer_hooks
 from glassbox.models.loaded import LoadedModel
 from glassbox.training.data import eval_batches
-from glassbox.training.splice import logits_at, record_io, splice_override
+from glassbox.training.splice import logits_at, splice_override
 from glassbox.transcoders.base import TranscoderSet
 
 log = logging.getLogger(__name__)
@@ -74,29 +75,22 @@ def reconstruction_metrics(model: LoadedModel, dense: DenseTranscoders, batches:
     what the block adds to the residual stream with the norm scale frozen at its true value, as
     attribution uses it.
     """
-    tset, L = dense.tset, model.n_layers
-    acc = [_Sums(model.d_model, tset.d_transcoder) for _ in range(L)]
+    tset, L, d = dense.tset, model.n_layers, model.d_model
+    hooks = layer_hooks(model, tset.input_hook, tset.output_hook)
+    acc = [_Sums(d, tset.d_transcoder) for _ in range(L)]
     for tokens in batches:
         fwd = run_forward(model, tokens.to(model.device), stop_after_layer=L - 1)
         for layer, rec in enumerate(fwd.layers):
-            x, y = (t[:, 1:].reshape(-1, model.d_model).float()
-                    for t in record_io(model, layer, rec, tset.input_hook, tset.output_hook))
+            h = hooks[layer]
+            x, y = (t[:, 1:].reshape(-1, d).float() for t in (h.read_record(rec), h.target(rec)))
             acts = dense.acts(layer, x)
             y_hat = dense.decode(layer, x, acts)
             acc[layer].add(y, y_hat, acts)
-            block = _frozen_block_out(model, layer, rec, y_hat, tset.output_hook)
-            if block is not None:
-                acc[layer].add_block(rec.mlp_out[:, 1:].reshape(-1, model.d_model).float(), block)
+            gain = h.write_gain()
+            if gain is not None:  # the post-norm output, with the true norm scale
+                inv = rec.mlp_out_inv_rms[:, 1:].reshape(-1, 1).float()
+                acc[layer].add_block(rec.mlp_out[:, 1:].reshape(-1, d).float(), y_hat * inv * gain)
     return [{"layer": layer, **a.result()} for layer, a in enumerate(acc)]
-
-
-def _frozen_block_out(model: LoadedModel, layer: int, rec, y_hat: torch.Tensor, output_hook: str):
-    """The post-norm output for a pre-norm reconstruction, with the true norm scale (or None)."""
-    norm = model.layer_mods[layer].mlp_out_norm
-    if output_hook != "mlp.hook_out" or norm is None:
-        return None
-    inv = rec.mlp_out_inv_rms[:, 1:].reshape(-1, 1).float()
-    return y_hat * inv * norm_gain(norm, model.spec)
 
 
 class _Sums:

@@ -1,4 +1,4 @@
-"""Where transcoders read and write, and forward passes with transcoders in place of the MLPs.
+"""Forward passes with transcoders in place of the MLPs (where they read and write: `models.hooks`).
 
 Two spliced forwards:
 - `splice_override`: an `mlp_override` for `run_forward` (no gradients) that replaces the MLP
@@ -18,57 +18,34 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from glassbox.models.forward import (
-    LayerRecord,
-    attention_output,
-    attention_pattern,
-    inv_rms,
-    rotary_tables,
-    unembed,
-)
+from glassbox.models.attention import attention, rotary_tables
+from glassbox.models.forward import LayerRecord, unembed
+from glassbox.models.hooks import hooks_at, layer_hooks
 from glassbox.models.loaded import LoadedModel
 
 # A transcoder for one layer in raw units: input-hook value (..., d) -> output-hook value (..., d).
 LayerFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def hook_input(model: LoadedModel, layer: int, resid_mid: torch.Tensor, mlp_in: torch.Tensor | None,
-               hook: str) -> torch.Tensor:
-    """The value a transcoder reads at `hook`, from the layer's resid_mid (or its MLP input)."""
-    if hook == "mlp.hook_in":
-        return mlp_in if mlp_in is not None else model.layer_mods[layer].mlp_norm(resid_mid)
-    if hook == "ln2.hook_normalized":
-        return resid_mid.float() * inv_rms(resid_mid, model.spec.norm_eps)
-    return resid_mid
-
-
 def record_io(model: LoadedModel, layer: int, rec: LayerRecord, input_hook: str,
               output_hook: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(transcoder input, target) of one layer's record, (B, T, d) each."""
-    x = hook_input(model, layer, rec.resid_mid, rec.mlp_in, input_hook)
-    y = rec.mlp_raw_out if output_hook == "mlp.hook_out" and rec.mlp_raw_out is not None else rec.mlp_out
-    return x, y
-
-
-def contribution(model: LoadedModel, layer: int, y: torch.Tensor, output_hook: str) -> torch.Tensor:
-    """What an output-hook value adds to the residual stream (Gemma's post-norm for mlp.hook_out)."""
-    norm = model.layer_mods[layer].mlp_out_norm
-    if output_hook == "mlp.hook_out" and norm is not None:
-        return norm(y.to(model.dtype))
-    return y
+    hooks = hooks_at(model, layer, input_hook, output_hook)
+    return hooks.read_record(rec), hooks.target(rec)
 
 
 def splice_override(model: LoadedModel, fns: Sequence[LayerFn | None], *, input_hook: str,
                     output_hook: str, rows: torch.Tensor | None = None):
     """An mlp_override splicing fns[l] into every layer l with fns[l] set, for `rows` (bool (B,)) only."""
+    hooks = layer_hooks(model, input_hook, output_hook)
 
     def override(layer: int, mlp_in: torch.Tensor, resid_mid: torch.Tensor,
                  true_out: torch.Tensor | None) -> torch.Tensor:
         fn = fns[layer]
         if fn is None:
             return true_out
-        x = hook_input(model, layer, resid_mid, mlp_in, input_hook)
-        out = contribution(model, layer, fn(x), output_hook).to(true_out.dtype)
+        h = hooks[layer]
+        out = h.write(fn(h.read(resid_mid, mlp_in=mlp_in))).to(true_out.dtype)
         keep = torch.zeros(out.shape[:2], dtype=torch.bool, device=out.device)
         keep[:, 0] = True  # BOS keeps the true MLP output
         if rows is not None:
@@ -81,30 +58,21 @@ def splice_override(model: LoadedModel, fns: Sequence[LayerFn | None], *, input_
 def spliced_forward(model: LoadedModel, tokens: torch.Tensor, fns: Sequence[LayerFn], *, input_hook: str,
                     output_hook: str) -> torch.Tensor:
     """Final residual stream (B, T, d) with every MLP replaced (but at BOS), differentiable in fns."""
-    spec = model.spec
-    dec = model.decoder
-    resid = dec.embed_tokens(tokens)
+    spec, dec = model.spec, model.decoder
+    hooks = layer_hooks(model, input_hook, output_hook)
+    resid = dec.embed_tokens(tokens)  # (B, T, d)
     ropes = rotary_tables(dec.rotary_emb, resid, spec)
     for layer in range(spec.n_layers):
-        mods = model.layer_mods[layer]
-        pattern, v = attention_pattern(mods.attn, mods.attn_norm(resid), ropes[spec.layer_types[layer]],
-                                       spec, layer)
-        attn_out = attention_output(mods.attn, pattern, v, spec)
+        mods, h = model.layer_mods[layer], hooks[layer]
+        attn_out, _ = attention(mods.attn, mods.attn_norm(resid), ropes[spec.layer_types[layer]], spec, layer)
         if mods.attn_out_norm is not None:
             attn_out = mods.attn_out_norm(attn_out)
         resid_mid = resid + attn_out
-        x = hook_input(model, layer, resid_mid, None, input_hook)
-        out = contribution(model, layer, fns[layer](x[:, 1:]), output_hook).to(resid.dtype)
+        out = h.write(fns[layer](h.read(resid_mid)[:, 1:])).to(resid.dtype)  # (B, T-1, d)
         with torch.no_grad():
-            bos = _true_mlp(model, layer, resid_mid[:, :1])
+            bos = h.block_out(mods.mlp_norm(resid_mid[:, :1]))  # the true MLP block at BOS
         resid = resid_mid + torch.cat([bos, out], dim=1)
     return resid
-
-
-def _true_mlp(model: LoadedModel, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
-    mods = model.layer_mods[layer]
-    out = mods.mlp(mods.mlp_norm(resid_mid))
-    return mods.mlp_out_norm(out) if mods.mlp_out_norm is not None else out
 
 
 def logits_at(model: LoadedModel, final_resid: torch.Tensor) -> torch.Tensor:

@@ -11,25 +11,15 @@ where S_l is the skip matrix (W_skip.T for circuit-tracer PLT files, W_skip for 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 
 from glassbox.errors import TranscoderError
+from glassbox.models.hooks import BLOCK_OUT, INPUT_HOOKS, MLP_IN, OUTPUT_HOOKS, normalize_hook
 from glassbox.transcoders.lazy import DenseRows, LazyRows
 
-INPUT_HOOKS = ("mlp.hook_in", "ln2.hook_normalized", "hook_resid_mid")
-OUTPUT_HOOKS = ("hook_mlp_out", "mlp.hook_out")
 ACTIVATIONS = ("relu", "jumprelu", "topk")
-
-
-def normalize_hook(name: str, allowed: tuple[str, ...], what: str) -> str:
-    """'blocks.{layer}.mlp.hook_in' or 'mlp.hook_in' -> 'mlp.hook_in' (validated)."""
-    short = re.sub(r"^blocks\.(\{layer\}|\d+)\.", "", name.strip())
-    if short not in allowed:
-        raise TranscoderError(f"unsupported {what} hook {name!r}; supported: {', '.join(allowed)}")
-    return short
 
 
 @dataclass
@@ -45,7 +35,12 @@ class LayerWeights:
 
 
 class TranscoderSet:
-    """A full set of transcoders for one model, ready for the replacement model."""
+    """A full set of transcoders for one model, ready for the replacement model.
+
+    `ignored_prefix`: token ids every prompt must start with, whose positions are held constant
+    like BOS (features and errors zeroed). Sets for instruction-tuned Gemma 3 use the chat
+    template's `<bos><start_of_turn>user` and newline, as circuit-tracer does; empty otherwise.
+    """
 
     def __init__(
         self,
@@ -54,10 +49,11 @@ class TranscoderSet:
         kind: str,
         activation: str,
         k: int | None = None,
-        input_hook: str = "mlp.hook_in",
-        output_hook: str = "hook_mlp_out",
+        input_hook: str = MLP_IN,
+        output_hook: str = BLOCK_OUT,
         name: str = "",
         model_name: str = "",
+        ignored_prefix: tuple[int, ...] = (),
     ) -> None:
         if kind not in ("plt", "clt"):
             raise TranscoderError(f"unknown transcoder kind {kind!r}")
@@ -75,6 +71,7 @@ class TranscoderSet:
         self.output_hook = normalize_hook(output_hook, OUTPUT_HOOKS, "output")
         self.name = name
         self.model_name = model_name
+        self.ignored_prefix = tuple(int(t) for t in ignored_prefix)
         self._check_shapes()
 
     # ---- facts ---------------------------------------------------------------------------
@@ -105,6 +102,19 @@ class TranscoderSet:
     def n_out(self, layer: int) -> int:
         """How many MLP outputs a feature of this layer writes to."""
         return 1 if self.kind == "plt" else self.n_layers - layer
+
+    def held_positions(self, tokens: list[int], special_ids: set[int]) -> int:
+        """How many leading positions of a prompt attribution holds constant (their features
+        and errors zeroed): the ignored prefix, which the prompt must then start with, else
+        BOS (a special first token), else none."""
+        if self.ignored_prefix:
+            n = len(self.ignored_prefix)
+            if tuple(tokens[:n]) != self.ignored_prefix:
+                raise TranscoderError(
+                    f"transcoder set {self.name!r} is for a chat model: prompts must start with token "
+                    f"ids {list(self.ignored_prefix)} (its chat template's opening), not {list(tokens[:n])}")
+            return n
+        return 1 if tokens and tokens[0] in special_ids else 0
 
     def _check_shapes(self) -> None:
         if not self.layers:

@@ -28,6 +28,8 @@ def read_header(path: Path) -> tuple[dict, int]:
         if len(raw) != 8:
             raise TranscoderError(f"{path} is not a safetensors file (too short)")
         (n,) = struct.unpack("<Q", raw)
+        if n > path.stat().st_size - 8:
+            raise TranscoderError(f"{path} is not a safetensors file (header size {n})")
         try:
             header = json.loads(f.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -1,8 +1,11 @@
 """Operations pages: every job for administrators, the setup's progress, the featured graphs.
 
 - `/admin/jobs` (administrators): every job, newest first, with status, progress, worker and
-  error. Its Retry and Cancel buttons call the jobs API (`POST /api/jobs/{id}/retry|cancel`);
-  the setup job's "Run setup" button calls `POST /api/admin/setup`. JSON twin: `/api/admin/jobs`.
+  error. Its Retry and Cancel buttons (frontend/static/pages/admin-jobs.js) call the jobs API
+  (`POST /api/jobs/{id}/retry|cancel`); the setup job's "Run setup" button calls
+  `POST /api/admin/setup`; its "Add a model" form calls `POST /api/admin/models`, which queues
+  a model-add job (download, convert, check, register: worker/model_add.py). JSON twin:
+  `/api/admin/jobs`.
 - `/setup` (everyone): the setup job's progress and steps, reloaded every few seconds while it
   runs; links to the featured graphs once they exist. JSON twin: `/api/setup`.
 - `/api/featured`: the featured graphs that exist, in their order.
@@ -21,17 +24,20 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from glassbox.featured import FEATURED
-from glassbox.setup import store as setup_store
-from glassbox.setup.auto import SetupRunner, launch_setup
-from glassbox.setup.job import latest_setup_job
+from firststart import store as setup_store
+from firststart.auto import SetupRunner, launch_setup
+from firststart.featured import FEATURED
+from firststart.job import latest_setup_job
+from persistence.errors import Conflict
+from persistence.tables import Job, JobStatus, User
 from server.deps import AdminUser, OptionalUser, ServicesDep, SessionDep
-from server.errors import Conflict
+from server.errors import problems
 from server.routes.params import Limit, Offset
-from server.schemas import JobPublic
-from server.tables import Job, JobStatus, User
+from server.schemas import JobPublic, ModelAddCreate
+from server.services.model_add import submit_model_add
+from server.strict_json import StrictJSONRoute
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 SETUP_REFRESH_S = 5
 HIDDEN_ERROR = "the setup failed; an administrator can read why on /admin/jobs"
@@ -77,14 +83,14 @@ class SetupStatus(BaseModel):
 # ---- JSON ------------------------------------------------------------------------------------
 
 
-@router.get("/api/admin/jobs", tags=["admin"])
+@router.get("/api/admin/jobs", tags=["admin"], responses=problems(401, 403))
 def list_all_jobs(
     admin: AdminUser,
     session: SessionDep,
     services: ServicesDep,
     status: JobStatus | None = None,
     kind: str | None = Query(
-        default=None, pattern="^[a-z]{1,32}$", description="trace, intervention or setup"
+        default=None, pattern="^[a-z][a-z-]{0,31}$", description="trace, intervention, setup or model-add"
     ),
     limit: Limit = 50,
     offset: Offset = 0,
@@ -95,7 +101,7 @@ def list_all_jobs(
     )
 
 
-@router.post("/api/admin/setup", status_code=202, tags=["admin"])
+@router.post("/api/admin/setup", status_code=202, tags=["admin"], responses=problems(401, 403, 409))
 def run_setup(request: Request, admin: AdminUser, session: SessionDep) -> SetupStatus:
     """Start the setup now in this server (administrators): resumes a failed or cancelled setup,
     or checks a finished one again; steps whose result is there are skipped."""
@@ -108,7 +114,19 @@ def run_setup(request: Request, admin: AdminUser, session: SessionDep) -> SetupS
     return _setup_status(session, admin)
 
 
-@router.get("/api/setup", tags=["setup"])
+@router.post("/api/admin/models", status_code=202, tags=["admin"], responses=problems(401, 403, 409))
+def add_model(
+    body: ModelAddCreate, admin: AdminUser, session: SessionDep, services: ServicesDep
+) -> JobPublic:
+    """Download, check and register a model and a transcoder set, as a job (administrators).
+    A misspelt reference is a 422 and a registered model or set a 409; an identical request
+    that is queued or running answers with that job (`deduplicated: true`). The model is
+    listed (GET /api/models, the new-graph form) once the job is done."""
+    submitted = submit_model_add(session, services.queue, admin, body)
+    return JobPublic.of(submitted.job, deduplicated=submitted.deduplicated)
+
+
+@router.get("/api/setup", tags=["setup"], responses=problems(401))
 def setup_status(session: SessionDep, user: OptionalUser) -> SetupStatus:
     """The first-start setup's job and steps, and the featured graphs made so far."""
     return _setup_status(session, user)
@@ -135,13 +153,6 @@ def admin_jobs_page(
         "user": admin.username,
     }
     return services.templates.TemplateResponse(request, "server/admin_jobs.html", context)
-
-
-@router.get("/admin/jobs.js", include_in_schema=False)
-def admin_jobs_script(request: Request, services: ServicesDep) -> Response:
-    """The admin page's buttons (a file, not inline: the pages' CSP allows only same-origin scripts)."""
-    body = services.templates.get_template("server/admin_jobs.js").render()
-    return Response(body, media_type="text/javascript; charset=utf-8")
 
 
 @router.get("/setup", response_class=HTMLResponse, include_in_schema=False)

@@ -18,8 +18,9 @@ from server.deps import OptionalUser, ServicesDep, SessionDep
 from server.routes.pages import Format, _page, _who
 from server.schemas import GraphPublic, Slug
 from server.services import compare, graphs
+from server.strict_json import StrictJSONRoute
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 
 SlugQuery = Annotated[Slug, Query(description="slug of a graph")]
 View = Annotated[

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from persistence import features as feature_rows
+from persistence import registry
 from server.deps import AdminUser, CurrentUser, OptionalUser, SessionDep
+from server.errors import problems
 from server.routes.params import FeatureIndex, IntId, Layer, NamePath
 from server.schemas import (
     CommentCreate,
@@ -17,13 +20,14 @@ from server.schemas import (
     LabelRevert,
     VoteRequest,
 )
-from server.services import comments, features, registry
+from server.services import comments, features
+from server.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api", tags=["features"])
+router = APIRouter(prefix="/api", tags=["features"], route_class=StrictJSONRoute)
 FEATURE = "/features/{model}/{transcoders}/{layer}/{index}"
 
 
-@router.get(FEATURE)
+@router.get(FEATURE, responses=problems(404))
 def get_feature(
     model: NamePath,
     transcoders: NamePath,
@@ -33,12 +37,12 @@ def get_feature(
     dashboard: bool = True,
 ) -> FeaturePublic:
     """A feature's label, auto label and dashboard (null until the features builder made one)."""
-    addr = features.address(session, model, transcoders, layer, index)
-    feature = features.find_feature(session, addr, with_dashboard=dashboard)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
+    feature = feature_rows.find_feature(session, addr, with_dashboard=dashboard)
     return features.feature_public(addr, feature, with_dashboard=dashboard)
 
 
-@router.post("/features/{model}/{transcoders}/batch")
+@router.post("/features/{model}/{transcoders}/batch", responses=problems(404))
 def get_features(
     model: NamePath, transcoders: NamePath, body: FeatureBatchRequest, session: SessionDep
 ) -> list[FeaturePublic]:
@@ -48,7 +52,7 @@ def get_features(
     return features.get_features(session, tset, refs, with_dashboards=body.include_dashboards)
 
 
-@router.put(FEATURE + "/dashboard")
+@router.put(FEATURE + "/dashboard", responses=problems(401, 403, 404))
 def put_dashboard(
     model: NamePath,
     transcoders: NamePath,
@@ -59,12 +63,14 @@ def put_dashboard(
     session: SessionDep,
 ) -> FeaturePublic:
     """Store a feature's dashboard JSON and auto label (administrators; the features builder)."""
-    addr = features.address(session, model, transcoders, layer, index)
-    feature = features.store_dashboard(session, addr, dashboard=body.dashboard, auto_label=body.auto_label)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
+    feature = feature_rows.store_dashboard(
+        session, addr, dashboard=body.dashboard, auto_label=body.auto_label
+    )
     return features.feature_public(addr, feature, with_dashboard=False)
 
 
-@router.get(FEATURE + "/labels", tags=["labels"])
+@router.get(FEATURE + "/labels", tags=["labels"], responses=problems(401, 404))
 def label_history(
     model: NamePath,
     transcoders: NamePath,
@@ -74,13 +80,11 @@ def label_history(
     session: SessionDep,
 ) -> list[LabelPublic]:
     """Every version of the label, newest first, with votes."""
-    addr = features.address(session, model, transcoders, layer, index)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
     return features.label_history(session, addr, user)
 
 
-@router.put(
-    FEATURE + "/label", tags=["labels"], responses={409: {"description": "The label changed meanwhile"}}
-)
+@router.put(FEATURE + "/label", tags=["labels"], responses=problems(401, 403, 404, 409))
 def edit_label(
     model: NamePath,
     transcoders: NamePath,
@@ -92,12 +96,12 @@ def edit_label(
 ) -> FeaturePublic:
     """Write a new label. `base_version` must be the `label_version` you edited; if someone saved
     since, the answer is 409 with the current label in `details`, and nothing is overwritten."""
-    addr = features.address(session, model, transcoders, layer, index)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
     feature = features.edit_label(session, addr, user, text=body.text, base_version=body.base_version)
     return features.feature_public(addr, feature, with_dashboard=False)
 
 
-@router.post(FEATURE + "/label/revert", tags=["labels"])
+@router.post(FEATURE + "/label/revert", tags=["labels"], responses=problems(401, 403, 404, 409))
 def revert_label(
     model: NamePath,
     transcoders: NamePath,
@@ -108,28 +112,28 @@ def revert_label(
     session: SessionDep,
 ) -> FeaturePublic:
     """Make an older version's text current again (as a new version)."""
-    addr = features.address(session, model, transcoders, layer, index)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
     feature = features.revert_label(session, addr, user, version=body.version, base_version=body.base_version)
     return features.feature_public(addr, feature, with_dashboard=False)
 
 
-@router.post("/labels/{label_id}/vote", status_code=204, tags=["labels"])
+@router.post("/labels/{label_id}/vote", status_code=204, tags=["labels"], responses=problems(401, 403, 404))
 def vote(label_id: IntId, body: VoteRequest, user: CurrentUser, session: SessionDep) -> Response:
     """Vote a label version up (1) or down (-1), or withdraw the vote (0)."""
     features.vote(session, label_id, user, value=body.value)
     return Response(status_code=204)
 
 
-@router.get(FEATURE + "/comments", tags=["comments"])
+@router.get(FEATURE + "/comments", tags=["comments"], responses=problems(404))
 def list_feature_comments(
     model: NamePath, transcoders: NamePath, layer: Layer, index: FeatureIndex, session: SessionDep
 ) -> list[CommentPublic]:
-    addr = features.address(session, model, transcoders, layer, index)
-    feature = features.find_feature(session, addr)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
+    feature = feature_rows.find_feature(session, addr)
     return [CommentPublic.of(c) for c in comments.list_comments(session, feature=feature)] if feature else []
 
 
-@router.post(FEATURE + "/comments", status_code=201, tags=["comments"])
+@router.post(FEATURE + "/comments", status_code=201, tags=["comments"], responses=problems(401, 403, 404))
 def add_feature_comment(
     model: NamePath,
     transcoders: NamePath,
@@ -139,6 +143,6 @@ def add_feature_comment(
     user: CurrentUser,
     session: SessionDep,
 ) -> CommentPublic:
-    addr = features.address(session, model, transcoders, layer, index)
-    feature = features.ensure_feature(session, addr)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
+    feature = feature_rows.ensure_feature(session, addr)
     return CommentPublic.of(comments.add_comment(session, user, body.text, feature=feature))

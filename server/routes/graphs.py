@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from server import graph_json
+from glassbox.graph.schemas import load_schema
+from persistence.errors import PayloadTooLarge
+from persistence.graphs import decompress
+from persistence.tables import Visibility
 from server.deps import CurrentUser, OptionalUser, ServicesDep, SessionDep
-from server.errors import PayloadTooLarge
+from server.errors import problems
+from server.limits import limit_uploads, upload_slot
 from server.routes.params import Limit, Offset, SlugPath
 from server.schemas import (
     CommentCreate,
     CommentPublic,
+    GraphListItem,
     GraphPage,
     GraphPublic,
     GraphUpdate,
@@ -23,32 +28,44 @@ from server.schemas import (
     Text,
 )
 from server.services import comments, graphs, subgraphs
-from server.tables import Visibility
+from server.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api/graphs", tags=["graphs"])
+router = APIRouter(prefix="/api/graphs", tags=["graphs"], route_class=StrictJSONRoute)
 
 
-@router.get("")
+@router.get("", responses=problems(401))
 def list_graphs(
     user: OptionalUser,
     session: SessionDep,
     services: ServicesDep,
     q: Annotated[Text | None, Query(max_length=500, description="Words the prompt contains.")] = None,
-    model: Annotated[str | None, Query(max_length=200)] = None,
-    owner: Annotated[str | None, Query(max_length=40)] = None,
+    model: Annotated[Text | None, Query(max_length=200)] = None,
+    owner: Annotated[Text | None, Query(max_length=40)] = None,
     mine: bool = False,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> GraphPage:
-    """Public graphs (and your own), newest first."""
+    """Public graphs (and your own), newest first; each row's prompt is shortened (the graph's
+    own GET has all of it)."""
     limit = min(limit, services.settings.max_page_size)
     items, total = graphs.list_graphs(
         session, user=user, query=q, model=model, owner=owner, mine=mine, limit=limit, offset=offset
     )
-    return GraphPage(items=[GraphPublic.of(g) for g in items], total=total, limit=limit, offset=offset)
+    return GraphPage(items=[GraphListItem.of(g) for g in items], total=total, limit=limit, offset=offset)
 
 
-@router.post("/import", status_code=201)
+def _upload_body() -> dict[str, Any]:
+    """The upload as OpenAPI documents it: graph JSON (the viewers' schema that
+    glassbox.graph.schemas vendors), or the gzip of it."""
+    graph = {k: v for k, v in load_schema("graph").items() if k not in ("$id", "$schema", "version")}
+    gzipped = {"type": "string", "format": "binary", "description": "gzip of the graph JSON"}
+    content = {"application/json": {"schema": graph}, "application/gzip": {"schema": gzipped}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+@router.post(
+    "/import", status_code=201, responses=problems(401, 403, 409, 413, 429), openapi_extra=_upload_body()
+)
 async def import_graph(
     request: Request,
     user: CurrentUser,
@@ -58,18 +75,26 @@ async def import_graph(
     visibility: Visibility = Visibility.PUBLIC,
 ) -> GraphPublic:
     """Upload a graph JSON made by circuit-tracer, Neuronpedia or Glassbox as the request body
-    (application/json, or gzip of it)."""
+    (application/json, or gzip of it). Limits: GLASSBOX_MAX_UPLOAD_BYTES as sent,
+    GLASSBOX_MAX_GRAPH_BYTES decompressed, a size per field, GLASSBOX_UPLOAD_RATE_LIMIT_PER_USER
+    per account and GLASSBOX_UPLOAD_CONCURRENCY at once per server process."""
+    limit_uploads(services, user)
+    await run_in_threadpool(session.close)  # hold no connection while a slow client sends the body
     raw = await _read_body(request, services.settings.max_upload_bytes)
-    record = await run_in_threadpool(
-        graphs.import_graph,
-        session,
-        raw,
-        user=user,
-        slug=slug,
-        visibility=visibility,
-        max_graph_bytes=services.settings.max_graph_bytes,
-    )
-    return GraphPublic.of(record)
+
+    def check_and_store() -> GraphPublic:
+        with upload_slot(services):
+            record = graphs.import_graph(
+                session,
+                raw,
+                user=user,
+                slug=slug,
+                visibility=visibility,
+                max_graph_bytes=services.settings.max_graph_bytes,
+            )
+        return GraphPublic.of(record)
+
+    return await run_in_threadpool(check_and_store)
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
@@ -85,7 +110,7 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.get("/{slug}")
+@router.get("/{slug}", responses=problems(401, 404))
 def get_graph(slug: SlugPath, user: OptionalUser, session: SessionDep) -> GraphPublic:
     """A graph's metadata; its JSON is at `data_url`."""
     return GraphPublic.of(graphs.get_graph(session, slug, user))
@@ -94,7 +119,10 @@ def get_graph(slug: SlugPath, user: OptionalUser, session: SessionDep) -> GraphP
 @router.get(
     "/{slug}/data",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}, "description": "The graph JSON"}},
+    responses={
+        200: {"content": {"application/json": {}}, "description": "The graph JSON"},
+        **problems(401, 404),
+    },
 )
 def get_graph_data(slug: SlugPath, request: Request, user: OptionalUser, session: SessionDep) -> Response:
     """The graph JSON (Neuronpedia schema), sent gzip-encoded as stored when the client accepts it."""
@@ -105,27 +133,27 @@ def get_graph_data(slug: SlugPath, request: Request, user: OptionalUser, session
     if "gzip" in request.headers.get("accept-encoding", ""):
         headers["Content-Encoding"] = "gzip"
         return Response(data, media_type="application/json", headers=headers)
-    return Response(graph_json.decompress(data), media_type="application/json", headers=headers)
+    return Response(decompress(data), media_type="application/json", headers=headers)
 
 
-@router.patch("/{slug}")
+@router.patch("/{slug}", responses=problems(401, 403, 404))
 def update_graph(slug: SlugPath, body: GraphUpdate, user: CurrentUser, session: SessionDep) -> GraphPublic:
     return GraphPublic.of(graphs.update_graph(session, slug, user, visibility=body.visibility))
 
 
-@router.delete("/{slug}", status_code=204)
+@router.delete("/{slug}", status_code=204, responses=problems(401, 403, 404))
 def delete_graph(slug: SlugPath, user: CurrentUser, session: SessionDep) -> Response:
     graphs.delete_graph(session, slug, user)
     return Response(status_code=204)
 
 
-@router.get("/{slug}/comments", tags=["comments"])
+@router.get("/{slug}/comments", tags=["comments"], responses=problems(401, 404))
 def list_graph_comments(slug: SlugPath, user: OptionalUser, session: SessionDep) -> list[CommentPublic]:
     graph = graphs.get_graph(session, slug, user)
     return [CommentPublic.of(c) for c in comments.list_comments(session, graph=graph)]
 
 
-@router.post("/{slug}/comments", status_code=201, tags=["comments"])
+@router.post("/{slug}/comments", status_code=201, tags=["comments"], responses=problems(401, 403, 404))
 def add_graph_comment(
     slug: SlugPath, body: CommentCreate, user: CurrentUser, session: SessionDep
 ) -> CommentPublic:
@@ -133,13 +161,13 @@ def add_graph_comment(
     return CommentPublic.of(comments.add_comment(session, user, body.text, graph=graph))
 
 
-@router.get("/{slug}/subgraphs", tags=["subgraphs"])
+@router.get("/{slug}/subgraphs", tags=["subgraphs"], responses=problems(401, 404))
 def list_subgraphs(slug: SlugPath, user: OptionalUser, session: SessionDep) -> list[SubgraphPublic]:
     graph = graphs.get_graph(session, slug, user)
     return [SubgraphPublic.of(s) for s in subgraphs.list_subgraphs(session, graph, user)]
 
 
-@router.post("/{slug}/subgraphs", status_code=201, tags=["subgraphs"])
+@router.post("/{slug}/subgraphs", status_code=201, tags=["subgraphs"], responses=problems(401, 403, 404))
 def create_subgraph(
     slug: SlugPath, body: SubgraphFields, user: CurrentUser, session: SessionDep
 ) -> SubgraphPublic:

@@ -7,13 +7,16 @@ import logging
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 
-from server import metrics, migrate
-from server.db import ping
+from persistence import migrate
+from persistence.db import ping
+from persistence.errors import Unavailable
+from server import metrics
 from server.deps import ServicesDep
-from server.errors import Unavailable
+from server.errors import ErrorBody
+from server.strict_json import StrictJSONRoute
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 
 
 @router.get("/healthz")
@@ -22,7 +25,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is down"}})
+NOT_READY = {503: {"model": ErrorBody, "description": "The database or the queue is down (see details)"}}
+
+
+@router.get("/readyz", responses=NOT_READY)
 def readyz(services: ServicesDep) -> dict[str, str]:
     """The database answers and is migrated, and the queue answers."""
     checks: dict[str, str] = {}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from server.deps import AdminUser, ServicesDep, SessionDep, client_address
-from server.ratelimit import enforce
+from persistence import registry
+from server.deps import AdminUser, ServicesDep, SessionDep
+from server.errors import problems
+from server.limits import limit_previews
 from server.routes.params import NamePath
 from server.schemas import (
     ModelCreate,
@@ -16,9 +18,9 @@ from server.schemas import (
     TranscoderSetCreate,
     TranscoderSetPublic,
 )
-from server.services import registry
+from server.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api/models", tags=["models"])
+router = APIRouter(prefix="/api/models", tags=["models"], route_class=StrictJSONRoute)
 
 
 @router.get("")
@@ -27,19 +29,19 @@ def list_models(session: SessionDep) -> list[ModelPublic]:
     return [ModelPublic.of(m) for m in registry.list_models(session)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=problems(401, 403, 409))
 def add_model(body: ModelCreate, admin: AdminUser, session: SessionDep) -> ModelPublic:
     """Register a model (administrators). `source` is a Glassbox model name, a folder or a hub id."""
     model = registry.add_model(session, name=body.name, source=body.source, display_name=body.display_name)
     return ModelPublic.of(model)
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=problems(404))
 def get_model(name: NamePath, session: SessionDep) -> ModelPublic:
     return ModelPublic.of(registry.get_model(session, name))
 
 
-@router.post("/{name}/transcoder-sets", status_code=201)
+@router.post("/{name}/transcoder-sets", status_code=201, responses=problems(401, 403, 404, 409))
 def add_transcoder_set(
     name: NamePath, body: TranscoderSetCreate, admin: AdminUser, session: SessionDep
 ) -> TranscoderSetPublic:
@@ -57,19 +59,13 @@ def add_transcoder_set(
     return TranscoderSetPublic.of(tset)
 
 
-@router.post("/{name}/tokenize")
+@router.post("/{name}/tokenize", responses=problems(404, 429))
 def tokenize(
     name: NamePath, body: TokenizeRequest, request: Request, session: SessionDep, services: ServicesDep
 ) -> TokenizeResponse:
     """How the model splits a prompt (BOS included), and its most likely next tokens."""
+    limit_previews(services, request)
     s = services.settings
-    enforce(
-        services.limiter,
-        f"preview:addr:{client_address(request)}",
-        limit=s.preview_rate_limit_per_address,
-        window_s=s.trace_rate_limit_window_s,
-        what="tokenization previews",
-    )
     model = registry.get_model(session, name)
     session.close()  # release the connection while the model works
     top_k = min(body.top_k, s.preview_max_top_k)

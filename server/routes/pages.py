@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
@@ -21,13 +22,27 @@ from pydantic import Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from server.deps import OptionalUser, ServicesDep, SessionDep, client_address
-from server.errors import Unprocessable
-from server.ratelimit import enforce
+from persistence import features as feature_rows
+from persistence import registry
+from persistence.errors import Unprocessable
+from persistence.tables import (
+    Comment,
+    Feature,
+    GraphRecord,
+    ModelEntry,
+    Subgraph,
+    TranscoderSetEntry,
+    User,
+    Visibility,
+)
+from server.deps import OptionalUser, ServicesDep, SessionDep
+from server.limits import limit_previews
+from server.redirects import same_site_path
 from server.routes.params import FeatureIndex, JobId, Layer, NamePath, SlugPath
 from server.schemas import (
     ApiKeyPublic,
     CommentPublic,
+    GraphListItem,
     GraphPage,
     GraphPublic,
     Input,
@@ -39,20 +54,11 @@ from server.schemas import (
     TraceParams,
     UserPublic,
 )
-from server.services import accounts, comments, features, graphs, jobs, registry, subgraphs
-from server.tables import (
-    Comment,
-    Feature,
-    GraphRecord,
-    ModelEntry,
-    Subgraph,
-    TranscoderSetEntry,
-    User,
-    Visibility,
-)
+from server.services import accounts, comments, features, graphs, jobs, subgraphs
+from server.strict_json import StrictJSONRoute
 
 log = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 
 Format = Annotated[Literal["html", "json"], Query(description="json: the page's data instead of HTML")]
 SearchText = Annotated[Text | None, Query(max_length=200)]
@@ -88,7 +94,7 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 
 def _graph_page(items: list[GraphRecord], total: int, limit: int) -> dict[str, Any]:
-    page = GraphPage(items=[GraphPublic.of(g) for g in items], total=total, limit=limit, offset=0)
+    page = GraphPage(items=[GraphListItem.of(g) for g in items], total=total, limit=limit, offset=0)
     return page.model_dump(mode="json")
 
 
@@ -96,16 +102,16 @@ def _graph_page(items: list[GraphRecord], total: int, limit: int) -> dict[str, A
 
 
 def featured(session: Session, *, limit: int = FEATURED) -> list[dict[str, Any]]:
-    """The setup's featured example graphs (glassbox.featured, with their titles), then the
-    public graphs people engaged with most; GraphPublic dicts plus a `title` (None: the prompt)."""
-    from glassbox.featured import FEATURED as EXAMPLES
-    from glassbox.setup.store import list_featured
+    """The setup's featured example graphs (firststart.featured, with their titles), then the
+    public graphs people engaged with most; GraphListItem dicts plus a `title` (None: the prompt)."""
+    from firststart.featured import FEATURED as EXAMPLES
+    from firststart.store import list_featured
 
     titles = {item.slug: item.title for item in EXAMPLES}
     curated = list_featured(session)
     popular = most_engaged_graphs(session, limit=limit, exclude={g.id for g in curated})
     return [
-        {**GraphPublic.of(g).model_dump(mode="json"), "title": titles.get(g.slug)}
+        {**GraphListItem.of(g).model_dump(mode="json"), "title": titles.get(g.slug)}
         for g in (curated + popular)[: max(limit, len(curated))]
     ]
 
@@ -241,14 +247,8 @@ def chat_prompt(
 ) -> dict[str, str]:
     """Chat messages as the prompt text the model's chat template makes of them (a trace takes
     one prompt string; the worker tokenizes it as it is, so the template's BOS is not doubled)."""
+    limit_previews(services, request)
     s = services.settings
-    enforce(
-        services.limiter,
-        f"preview:addr:{client_address(request)}",
-        limit=s.preview_rate_limit_per_address,
-        window_s=s.trace_rate_limit_window_s,
-        what="tokenization previews",
-    )
     model = registry.get_model(session, body.model, error=Unprocessable)
     session.close()  # release the connection while the tokenizer works
     messages = [m.model_dump() for m in body.messages]
@@ -336,8 +336,8 @@ def feature_page(
 ) -> Response:
     """A feature's dashboard, label history with votes, and comments (JSON twins: GET
     /api/features/{model}/{transcoders}/{layer}/{index}, .../labels, .../comments)."""
-    addr = features.address(session, model, transcoders, layer, index)
-    found = features.find_feature(session, addr, with_dashboard=True)
+    addr = feature_rows.address(session, model, transcoders, layer, index)
+    found = feature_rows.find_feature(session, addr, with_dashboard=True)
     public = features.feature_public(addr, found, with_dashboard=True)
     notes = comments.list_comments(session, feature=found) if found else []
     context = {
@@ -384,10 +384,12 @@ def dashboard_view(dashboard: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _number(value: Any) -> float:
+    """A finite float for drawing (0.0 for anything else: the page's JSON twin must serialise)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _histogram(counts: Any, edges: Any) -> list[dict[str, Any]]:
@@ -424,13 +426,27 @@ def _example(ex: dict[str, Any], top: float) -> list[dict[str, Any]]:
     return out
 
 
+def _unsafe_next(request: Request) -> bool:
+    """Whether `?next=` (every copy of it: browsers' scripts read the first, frameworks the
+    last) is anything but a path on this site."""
+    values = request.query_params.getlist("next")
+    return any(same_site_path(v, fallback="") != v for v in values if v)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, user: OptionalUser, services: ServicesDep) -> Response:
+    """The log-in form; its script goes to `?next=` afterwards, which the server vouches for:
+    a page asked for with any other `next` is sent to the plain form first."""
+    if _unsafe_next(request):
+        return RedirectResponse("/login", status_code=303)
     return _page(request, services, "login.html", _who(user))
 
 
 @router.get("/register", response_class=HTMLResponse)
 def register_page(request: Request, user: OptionalUser, services: ServicesDep) -> Response:
+    """The sign-up form; `?next=` as on the log-in page."""
+    if _unsafe_next(request):
+        return RedirectResponse("/register", status_code=303)
     context = {**_who(user), "allow_registration": services.settings.allow_registration}
     return _page(request, services, "register.html", context)
 

@@ -1,4 +1,5 @@
-"""Path and query parameter types shared by the routes (bounded, so bad ids are 4xx)."""
+"""Path and query parameter types shared by the routes (bounded and NUL-free, so a bad id is a
+422 that says why, never a database error)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from server.schemas import MAX_INT
+from server.schemas import MAX_INT, Text
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="A job id (32 hex digits).")]
-SlugPath = Annotated[str, Path(min_length=1, max_length=100)]
-NamePath = Annotated[str, Path(min_length=1, max_length=100)]
+SlugPath = Annotated[Text, Path(min_length=1, max_length=100)]
+NamePath = Annotated[Text, Path(min_length=1, max_length=100)]
 IntId = Annotated[int, Path(ge=1, le=MAX_INT)]
 Layer = Annotated[int, Path(ge=0, le=10_000)]
 FeatureIndex = Annotated[int, Path(ge=0, le=MAX_INT)]

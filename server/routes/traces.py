@@ -6,58 +6,47 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from server.deps import AppServices, CurrentUser, ServicesDep, SessionDep, client_address, resolve_user
-from server.ratelimit import enforce
+from persistence.tables import JobStatus
+from server.deps import AppServices, CurrentUser, ServicesDep, SessionDep, resolve_user
+from server.errors import problems
+from server.limits import limit_jobs
 from server.routes.params import JobId, Limit, Offset
 from server.schemas import JobPublic, TraceCreate
 from server.services import jobs
-from server.tables import JobStatus
+from server.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api", tags=["traces"])
+router = APIRouter(prefix="/api", tags=["traces"], route_class=StrictJSONRoute)
 
 SSE_POLL_S = 0.5
 SSE_KEEPALIVE_S = 15.0
 
 
-@router.post("/traces", status_code=202)
+@router.post("/traces", status_code=202, responses=problems(401, 403, 409, 429))
 def create_trace(
     body: TraceCreate, request: Request, user: CurrentUser, session: SessionDep, services: ServicesDep
 ) -> JobPublic:
     """Queue a trace; answers at once with the job to follow. An identical request by the same
-    user that is queued, running or done returns that job (`deduplicated: true`)."""
-    s = services.settings
-    window = s.trace_rate_limit_window_s
-    enforce(
-        services.limiter,
-        f"trace:user:{user.id}",
-        limit=s.trace_rate_limit_per_user,
-        window_s=window,
-        what="traces for this account",
-    )
-    enforce(
-        services.limiter,
-        f"trace:addr:{client_address(request)}",
-        limit=s.trace_rate_limit_per_address,
-        window_s=window,
-        what="traces from this address",
-    )
+    user that is queued, running or done returns that job (`deduplicated: true`) and does not
+    count against the rate limit."""
     submitted = jobs.submit_trace(
         session,
         services.queue,
         services.preview,
         user,
         body,
-        max_feature_nodes_limit=s.max_feature_nodes_limit,
+        max_feature_nodes_limit=services.settings.max_feature_nodes_limit,
+        charge=partial(limit_jobs, services, request, user),
     )
     return JobPublic.of(submitted.job, deduplicated=submitted.deduplicated)
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=problems(401))
 def list_jobs(
     user: CurrentUser,
     session: SessionDep,
@@ -71,18 +60,18 @@ def list_jobs(
     return [JobPublic.of(j) for j in jobs.list_jobs(session, user, status=status, limit=limit, offset=offset)]
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=problems(401, 404))
 def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobPublic:
     """A job's status and progress; when done, `graph_slug` names its graph."""
     return JobPublic.of(jobs.get_job(session, job_id, user))
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", responses=problems(401, 403, 404, 409))
 def cancel_job(job_id: JobId, user: CurrentUser, session: SessionDep, services: ServicesDep) -> JobPublic:
     return JobPublic.of(jobs.cancel_job(session, services.queue, job_id, user))
 
 
-@router.post("/jobs/{job_id}/retry", status_code=202)
+@router.post("/jobs/{job_id}/retry", status_code=202, responses=problems(401, 403, 404, 409))
 def retry_job(job_id: JobId, user: CurrentUser, session: SessionDep, services: ServicesDep) -> JobPublic:
     """Queue a failed or cancelled job again."""
     return JobPublic.of(jobs.retry_job(session, services.queue, job_id, user))
@@ -91,7 +80,7 @@ def retry_job(job_id: JobId, user: CurrentUser, session: SessionDep, services: S
 @router.get(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **problems(401, 404)},
 )
 async def job_events(job_id: JobId, request: Request, services: ServicesDep) -> StreamingResponse:
     """Server-sent events: a `job` event with the job (as GET /api/jobs/{id}) at every change,

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from persistence.db import serialize_on
+from persistence.errors import Conflict, Forbidden, NotFound, Unauthorized
+from persistence.tables import ApiKey, LoginSession, User, utcnow
 from server import security
-from server.errors import Conflict, Forbidden, NotFound, Unauthorized
-from server.tables import ApiKey, LoginSession, User, utcnow
 
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=5)
 
@@ -30,16 +31,20 @@ def register(
     username: str,
     password: str,
     first_user_is_admin: bool,
+    min_password_score: int = 0,
 ) -> User:
+    """A new account, its password at least `min_password_score` strong (0-4). With
+    `first_user_is_admin` the first account is an administrator: counting the accounts and
+    adding this one run alone (serialize_on), so concurrent first registrations make exactly
+    one."""
     username = username.lower()
+    security.check_password_strength(password, username=username, min_score=min_password_score)
+    password_hash = hasher.hash(password)  # slow on purpose: before the lock, not under it
+    serialize_on(session, User.__table__)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"the username {username!r} is taken")
     is_first = (session.scalar(select(func.count()).select_from(User)) or 0) == 0
-    user = User(
-        username=username,
-        password_hash=hasher.hash(password),
-        is_admin=first_user_is_admin and is_first,
-    )
+    user = User(username=username, password_hash=password_hash, is_admin=first_user_is_admin and is_first)
     session.add(user)
     try:
         session.commit()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.errors import NotFound
+from persistence.errors import NotFound
+from persistence.tables import Comment, Feature, GraphRecord, User
 from server.services.common import check_can_edit
-from server.tables import Comment, Feature, GraphRecord, User
 
 
 def list_comments(

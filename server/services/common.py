@@ -1,26 +1,9 @@
-"""Helpers shared by the services: slugs, ownership and visibility checks."""
+"""Helpers shared by the services: ownership and visibility checks."""
 
 from __future__ import annotations
 
-import re
-import secrets
-
-from server.errors import Forbidden, NotFound, Unauthorized
-from server.tables import User, Visibility
-
-SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
-_NON_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def slugify(text: str, *, max_len: int = 40) -> str:
-    return _NON_SLUG.sub("-", text.lower()).strip("-")[:max_len].strip("-")
-
-
-def new_slug(*parts: str) -> str:
-    """A readable slug with a random tail, e.g. `gemma-the-capital-of-texas-3fa9c1`."""
-    stem = "-".join(p for p in (slugify(part) for part in parts) if p)
-    tail = secrets.token_hex(3)
-    return f"{stem[:80]}-{tail}" if stem else tail
+from persistence.errors import Forbidden, NotFound, Unauthorized
+from persistence.tables import User, Visibility
 
 
 def is_owner_or_admin(owner_id: int | None, user: User | None) -> bool:

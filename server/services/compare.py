@@ -1,4 +1,4 @@
-"""Two stored graphs compared, for the compare page (issue 7).
+"""Two stored graphs compared, for the compare page.
 
 * Graphs of one model and transcoder set: shared transcoder features (glassbox.compare on the
   graphs rebuilt from their JSON, or, for graphs that cannot be rebuilt, on their feature nodes),
@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from glassbox.errors import GlassboxError
-from server import graph_json
-from server.errors import Unprocessable
+from persistence.errors import Unprocessable
+from persistence.graphs import decompress
+from persistence.tables import GraphRecord
 from server.services.graphs import get_graph_data
-from server.tables import GraphRecord
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ SHOWN = 200  # features per table on the page
 
 
 def _document(session: Session, record: GraphRecord) -> dict[str, Any]:
-    return json.loads(graph_json.decompress(get_graph_data(session, record)))
+    return json.loads(decompress(get_graph_data(session, record)))
 
 
 def _imported(session: Session, record: GraphRecord) -> Any:

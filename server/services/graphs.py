@@ -1,78 +1,27 @@
-"""Graphs: storing (from a worker or an upload), fetching, listing and searching."""
+"""Graphs: uploads, fetching, listing, searching and editing (storage: persistence.graphs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from server import graph_json
-from server.errors import Conflict, NotFound
-from server.services.common import check_can_edit, check_visible, new_slug
-from server.tables import GraphBlob, GraphRecord, GraphSource, ModelEntry, User, Visibility
-
-
-@dataclass(frozen=True)
-class GraphOrigin:
-    """Who made a graph and how; everything `store_graph` records beside the JSON."""
-
-    source: GraphSource
-    owner_id: int | None
-    visibility: Visibility
-    model_id: int | None = None
-    transcoder_set_id: int | None = None
-    parameters: dict[str, Any] | None = None
-    replacement_score: float | None = None
-    completeness_score: float | None = None
-
-
-def slug_taken(session: Session, slug: str) -> bool:
-    return session.scalar(select(GraphRecord.id).where(GraphRecord.slug == slug)) is not None
-
-
-def free_slug(session: Session, wanted: str) -> str:
-    """`wanted` if free, else `wanted` with a random tail (a slug is never reused)."""
-    slug = wanted
-    while slug_taken(session, slug):
-        slug = new_slug(wanted[:80])
-    return slug
-
-
-def store_graph(
-    session: Session,
-    doc: dict[str, Any],
-    *,
-    slug: str,
-    origin: GraphOrigin,
-    summary: graph_json.GraphSummary | None = None,
-) -> GraphRecord:
-    """Add a graph and its compressed JSON to the session (the caller commits)."""
-    summary = summary or graph_json.validate_graph(doc)
-    doc["metadata"]["slug"] = slug
-    data_gz, size = graph_json.compress(doc)
-    record = GraphRecord(
-        slug=slug,
-        prompt=summary.prompt,
-        tokens=summary.tokens,
-        parameters=origin.parameters or {},
-        scan=summary.scan,
-        model_id=origin.model_id,
-        transcoder_set_id=origin.transcoder_set_id,
-        owner_id=origin.owner_id,
-        visibility=origin.visibility,
-        source=origin.source,
-        node_count=summary.node_count,
-        link_count=summary.link_count,
-        size_bytes=size,
-        replacement_score=origin.replacement_score,
-        completeness_score=origin.completeness_score,
-    )
-    session.add(record)
-    session.flush()
-    session.add(GraphBlob(graph_id=record.id, data_gz=data_gz))
-    return record
+from persistence.errors import Conflict, NotFound
+from persistence.graphs import (
+    KEPT_METADATA,
+    GraphOrigin,
+    check_graph,
+    check_upload_fields,
+    check_user_slug,
+    decode_upload,
+    free_slug,
+    new_slug,
+    slug_taken,
+    store_graph,
+)
+from persistence.tables import GraphBlob, GraphRecord, GraphSource, ModelEntry, User, Visibility
+from server.services.common import check_can_edit, check_visible
 
 
 def import_graph(
@@ -84,9 +33,17 @@ def import_graph(
     visibility: Visibility,
     max_graph_bytes: int,
 ) -> GraphRecord:
-    """A graph JSON made by circuit-tracer, Neuronpedia or Glassbox, uploaded by `user`."""
-    doc = graph_json.decode_upload(raw, max_bytes=max_graph_bytes)
-    summary = graph_json.validate_graph(doc)
+    """A graph JSON made by circuit-tracer, Neuronpedia or Glassbox, uploaded by `user`: at most
+    `max_graph_bytes` once decompressed, each field within UPLOAD_LIMITS, all text valid Unicode
+    (store_graph checks that).
+
+    A slug held by any graph, visible to `user` or not, gets the same 409.
+    """
+    if slug is not None:
+        check_user_slug(slug)
+    doc = decode_upload(raw, max_bytes=max_graph_bytes)
+    check_upload_fields(doc)
+    summary = check_graph(doc)
     if slug is not None and slug_taken(session, slug):
         raise Conflict(f"the slug {slug!r} is taken")
     model_id = session.scalar(select(ModelEntry.id).where(ModelEntry.name == summary.scan))
@@ -105,8 +62,7 @@ def import_graph(
 
 def _imported_parameters(doc: dict[str, Any]) -> dict[str, Any]:
     metadata = doc["metadata"]
-    keep = ("node_threshold", "generation_settings", "pruning_settings", "info")
-    return {k: metadata[k] for k in keep if k in metadata}
+    return {k: metadata[k] for k in KEPT_METADATA if k in metadata}
 
 
 def get_graph(session: Session, slug: str, user: User | None) -> GraphRecord:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from functools import partial
 
 from sqlalchemy.orm import Session
 
-from server.errors import Unprocessable
+from persistence.errors import Unprocessable
+from persistence.tables import GraphRecord, Job, JobKind, User
 from server.schemas import InterventionCreate, InterventionItem
 from server.services.jobs import Submitted, new_job, submit_job
-from server.tables import GraphRecord, Job, JobKind, User
 from worker.queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,16 @@ def check_item(item: InterventionItem, i: int, *, n_layers: int | None, tokens: 
 
 
 def submit(
-    session: Session, queue: JobQueue, user: User, record: GraphRecord, body: InterventionCreate
+    session: Session,
+    queue: JobQueue,
+    user: User,
+    record: GraphRecord,
+    body: InterventionCreate,
+    *,
+    charge: Callable[[], None] | None = None,
 ) -> Submitted:
-    """Accept an intervention request on graph `record`: validate, deduplicate, store, enqueue."""
+    """Accept an intervention request on graph `record`: validate, deduplicate, store, enqueue
+    (`charge`, the rate limit, runs only when a new job is made)."""
     if record.model is None or record.transcoder_set is None:
         raise Unprocessable(
             f"graph {record.slug!r} has no registered model and transcoder set, so it cannot be re-run"
@@ -83,4 +91,4 @@ def submit(
         transcoder_set_id=record.transcoder_set_id,
         owner_id=user.id,
     )
-    return submit_job(session, queue, key=key, output=Job.result, build=build)
+    return submit_job(session, queue, key=key, output=Job.result, build=build, charge=charge)

@@ -19,13 +19,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from server.errors import Conflict, NotFound, Unprocessable
+from persistence import registry
+from persistence.errors import Conflict, NotFound, Unprocessable
+from persistence.graphs import check_user_slug, new_slug
+from persistence.tables import Job, JobKind, JobStatus, User, utcnow
 from server.schemas import TraceCreate
-from server.services import registry
-from server.services.common import is_owner_or_admin, new_slug
+from server.services.common import is_owner_or_admin
 from server.services.graphs import slug_taken
 from server.services.preview import PreviewService
-from server.tables import Job, JobKind, JobStatus, User, utcnow
 from worker.queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -57,19 +58,24 @@ def submit_trace(
     request: TraceCreate,
     *,
     max_feature_nodes_limit: int,
+    charge: Callable[[], None] | None = None,
 ) -> Submitted:
-    """Accept a trace request: validate, deduplicate, store, enqueue."""
+    """Accept a trace request: validate, deduplicate, store, enqueue. `charge` (the rate limit)
+    runs only when a new job is made."""
     model = registry.get_model(session, request.model, error=Unprocessable)
     tset = registry.get_transcoder_set(session, model, request.transcoders, error=Unprocessable)
     params = request.params.model_dump()
     if params["max_feature_nodes"] is not None and params["max_feature_nodes"] > max_feature_nodes_limit:
         raise Unprocessable(f"params.max_feature_nodes may be at most {max_feature_nodes_limit}")
-    preview.check_prompt(model.source, request.prompt)
     key = request_key(
         owner_id=user.id, model_id=model.id, transcoder_set_id=tset.id, prompt=request.prompt, params=params
     )
 
-    def build() -> Job:
+    if request.slug is not None:
+        check_user_slug(request.slug)
+
+    def build() -> Job:  # after the rate limit: tokenizing the prompt costs the server time
+        preview.check_prompt(model.source, request.prompt)
         if request.slug is not None and (
             slug_taken(session, request.slug) or _slug_reserved(session, request.slug)
         ):
@@ -90,7 +96,7 @@ def submit_trace(
             owner_id=user.id,
         )
 
-    return submit_job(session, queue, key=key, output=Job.graph_id, build=build)
+    return submit_job(session, queue, key=key, output=Job.graph_id, build=build, charge=charge)
 
 
 def submit_job(
@@ -100,8 +106,10 @@ def submit_job(
     key: str,
     output: InstrumentedAttribute[Any],
     build: Callable[[], Job],
+    charge: Callable[[], None] | None = None,
 ) -> Submitted:
-    """Answer with the job of an identical request if there is one; else store the job that
+    """Answer with the job of an identical request if there is one; else call `charge` (the
+    rate limit, which may refuse: an identical request costs nothing), store the job that
     `build` makes (it may still refuse the request) and enqueue it.
 
     `output` is the column that holds a finished job's product (`graph_id`, `result`): a
@@ -110,6 +118,8 @@ def submit_job(
     existing = find_duplicate(session, key, output=output)
     if existing is not None:
         return Submitted(existing, True)
+    if charge is not None:
+        charge()
     job = build()
     session.add(job)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from server.errors import Unprocessable
+from persistence.errors import Unprocessable
 from worker.cache import ModelCache
 
 

@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.errors import NotFound, Unprocessable
-from server.services.common import check_can_edit, check_visible, new_slug
-from server.tables import GraphRecord, Subgraph, User, utcnow
+from persistence.errors import NotFound, Unprocessable
+from persistence.graphs import new_slug
+from persistence.tables import GraphRecord, Subgraph, User, utcnow
+from server.services.common import check_can_edit, check_visible
 
 NOT_NULL = ("title", "pinned_ids", "supernodes", "label_overrides", "visibility")
 

@@ -1,4 +1,4 @@
-"""Fixtures for the browser tests of the whole app (issue #6): one server, one RQ worker process,
+"""Fixtures for the browser tests of the whole app: one server, one RQ worker process,
 one Postgres schema, one Redis database and one Chromium per session; a fresh browser context
 per page. Accounts: `admin` (registers the tiny model), `ada` and `grace`.
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 import httpx
 from _pg_redis import REDIS_URL
 
-from server.settings import Settings
+from persistence.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,8 @@ def disable_models(app: RunningApp, names: list[str]) -> None:
     modules after it see the session's one model (the /new page selects the first by name)."""
     from sqlalchemy import update
 
-    from server.db import make_engine
-    from server.tables import ModelEntry
+    from persistence.db import make_engine
+    from persistence.tables import ModelEntry
 
     engine = make_engine(app.settings.database_url)
     try:

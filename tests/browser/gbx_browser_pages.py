@@ -15,19 +15,18 @@ PHONE = {"width": 390, "height": 844}
 # filters, layout) given the state the page started from (the graph's defaults and the URL).
 # The graph page exposes no handle (no globals), so this mirrors graph-panel.js's sizing.
 VISIBLE_NODES_JS = """async () => {
-  const [{ buildModel, labelOf }, { computeVisible }, { computeLayout }, url] = await Promise.all([
+  const [{ buildModel, labelOf }, filters, { computeLayout }, url] = await Promise.all([
     import("/static/viewer/graph-model.js"), import("/static/viewer/filters.js"),
     import("/static/viewer/layout.js"), import("/static/viewer/url-state.js")]);
   const host = document.querySelector("[data-glassbox-viewer]");
   const model = buildModel(await (await fetch(host.dataset.graphUrl)).json());
-  const threshold = model.metadata.node_threshold;
   const state = {
     pinnedIds: [], supernodes: [], clerps: new Map(), clickedId: null, hideErrors: false,
-    pruningThreshold: typeof threshold === "number" && threshold > 0 ? threshold : 1,
+    pruningThreshold: filters.defaultPruning(model),
     densityThreshold: null, densities: new Map(), serverLabels: new Map(),
     ...url.stateFromQParams(model, model.graph.qParams), ...url.stateFromUrl(model, location.search),
   };
-  const visible = computeVisible(model, state);
+  const visible = filters.computeVisible(model, state);
   const box = host.querySelector(".gbv-graph").getBoundingClientRect();
   const [width, height] = [Math.max(100, Math.floor(box.width)), Math.max(100, Math.floor(box.height))];
   const layout = computeLayout(model, visible, width, height);

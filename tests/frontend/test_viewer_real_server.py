@@ -40,10 +40,10 @@ def _login_headers(client: httpx.Client) -> tuple[dict[str, str], dict[str, str]
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import uvicorn
 
+    from persistence.db import make_engine
+    from persistence.migrate import upgrade
+    from persistence.settings import Settings
     from server.app import create_app
-    from server.db import make_engine
-    from server.migrate import upgrade
-    from server.settings import Settings
 
     home = tmp_path_factory.mktemp("glassbox-home")
     with pytest.MonkeyPatch.context() as patch:

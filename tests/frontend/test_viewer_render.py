@@ -101,14 +101,14 @@ def test_clicking_the_selected_node_or_empty_space_clears_the_selection(viewer: 
 
 def test_pruning_threshold_slider_hides_nodes_by_influence(viewer: ViewerPage) -> None:
     viewer.open()
-    slider = viewer.page.get_by_label("Pruning")
+    slider = viewer.page.get_by_label("Nodes", exact=True)
     slider.fill("0.2")
     viewer.wait_state("s => s.pruningThreshold === 0.2")
     visible = set(viewer.visible_ids())
     assert {"0_101_4", "0_102_2", "1_201_4", "3_401_5"} <= visible  # influence <= 0.2
     assert not visible & {"1_202_5", "2_301_5", "2_302_3", "3_402_5", "1_-1_5"}
     assert {"E_2_0", "5_25722_5", "5_9447_5"} <= visible  # embeddings and logits always stay
-    expect(viewer.page.locator(".gbv-slider-value").first).to_have_text("0.20")
+    expect(viewer.page.locator(".gbv-slider-value").first).to_have_text("20%")
     slider.fill("1")
     viewer.wait_state("s => s.pruningThreshold === 1")
     assert len(viewer.visible_ids()) == ALL_NODES
@@ -118,7 +118,7 @@ def test_pinned_and_clicked_nodes_survive_the_threshold(viewer: ViewerPage) -> N
     viewer.open()
     viewer.click("2_301_5", ["Control"])
     viewer.click("1_202_5")
-    viewer.page.get_by_label("Pruning").fill("0.1")
+    viewer.page.get_by_label("Nodes", exact=True).fill("0.1")
     viewer.wait_state("s => s.pruningThreshold === 0.1")
     visible = set(viewer.visible_ids())
     assert {"2_301_5", "1_202_5"} <= visible and "1_201_4" not in visible
@@ -133,7 +133,7 @@ def test_hide_errors_and_density_threshold(viewer: ViewerPage) -> None:
     viewer.click("3_401_5")
     viewer.wait_state("s => s.densities.get('3_401_5') === 0.002")
     viewer.page.keyboard.press("Escape")
-    viewer.page.get_by_label("Density").fill("0.001")
+    viewer.page.get_by_label("Feature density").fill("0.001")
     viewer.wait_state("s => s.densityThreshold === 0.001")
     assert "3_401_5" not in viewer.visible_ids()
     assert "2_301_5" in viewer.visible_ids()  # no density known: stays
@@ -171,6 +171,8 @@ def test_keyboard_navigation_and_shortcuts(viewer: ViewerPage) -> None:
     viewer.wait_state("s => !s.pinnedIds.includes(s.focusedId)")
     viewer.page.keyboard.press("[")
     viewer.wait_state("s => s.pruningThreshold === 0.75")
+    viewer.page.keyboard.press("{")
+    viewer.wait_state("s => s.edgeThreshold === 0.95")
     viewer.page.keyboard.press("e")
     viewer.wait_state("s => s.hideErrors")
     viewer.page.keyboard.press("/")
@@ -238,8 +240,8 @@ def test_phone_width_stacks_panels_and_stays_usable(viewer: ViewerPage) -> None:
     graph = page.locator(".gbv-graph").bounding_box()
     side = page.locator(".gbv-side").bounding_box()
     assert graph["width"] >= 380 and side["y"] >= graph["y"] + graph["height"] - 1
-    for name in ["Pruning", "Hide errors", "Search nodes by label or token"]:
-        expect(page.get_by_label(name)).to_be_visible()
+    for name in ["Nodes", "Edges", "Hide errors", "Search nodes by label or token"]:
+        expect(page.get_by_label(name, exact=True)).to_be_visible()
     viewer.click("3_401_5")
     expect(page.locator(".gbv-details-label")).to_have_text("say Austin")
     viewer.screenshot("phone-390")

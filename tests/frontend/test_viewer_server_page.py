@@ -1,7 +1,8 @@
 """The server's graph page (frontend/templates/graph.html) and the HTTP api adapter
 (frontend/static/viewer/http-api.js), against a stand-in for the Glassbox API that follows
-server/routes (features batch, label edit with base_version and 409, subgraphs). All requests
-go to a fake origin and are answered by Playwright routes, so no server or network is needed."""
+server/routes (features batch, label edit with base_version and 409, subgraphs, interventions
+and their job). All requests go to a fake origin and are answered by Playwright routes, so no
+server or network is needed."""
 
 from __future__ import annotations
 
@@ -17,20 +18,24 @@ import pytest
 from playwright.sync_api import expect
 from viewer_harness import REPO_ROOT
 
+from server.middleware import CSP  # the policy the server sends with pages
+
 pytestmark = pytest.mark.browser
 
 ORIGIN = "http://glassbox.test"
 FIXTURES = Path(__file__).parent / "fixtures"
 PAYLOAD = "<img src=x onerror=alert(1)>"
-# The Content-Security-Policy server/middleware.py sends with pages (copied: the page must work under it).
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
+INTERVENTION_RESULT = {
+    "rows": [
+        {"token": " Austin", "token_id": 1, "prob_before": 0.612, "prob_after": 0.2, "delta": -0.412},
+        {"token": PAYLOAD, "token_id": 2, "prob_before": 0.1, "prob_after": 0.1004, "delta": 0.0004},
+    ],
+    "continuation_before": {"text": " Austin."},
+    "continuation_after": {"text": f" {PAYLOAD}"},
+}
 
 
-def render_graph_page(**graph: Any) -> str:
+def render_graph_page(user: str | None = None, **graph: Any) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(REPO_ROOT / "frontend" / "templates"), autoescape=True
     )
@@ -43,18 +48,17 @@ def render_graph_page(**graph: Any) -> str:
         "data_url": "/api/graphs/texas-small/data",
         **graph,
     }
-    return env.get_template("graph.html").render(graph=context, user=None)
+    return env.get_template("graph.html").render(graph=context, user=user)
 
 
 def test_the_template_escapes_text_and_runs_no_inline_script() -> None:
     html = render_graph_page(prompt=PAYLOAD, model=None)
     assert PAYLOAD not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     scripts = [line for line in html.splitlines() if "<script" in line]
-    assert scripts == [
-        '  <script type="module" src="/static/viewer/boot.js"></script>',
-        '  <script type="module" src="/static/pages/interventions.js"></script>',  # issue 7 panel
-    ]
+    assert scripts == ['  <script type="module" src="/static/viewer/boot.js"></script>']
     assert 'data-graph-url="/api/graphs/texas-small/data"' in html and 'data-model=""' in html
+    assert 'data-login-url="/login?next=/graph/texas-small"' in html
+    assert "data-login-url" not in render_graph_page(user="ada")
 
 
 def _module_graph(entry: Path, static: Path) -> set[str]:
@@ -95,6 +99,8 @@ class FakeGlassbox:
             (2, 301): {"label": "server label", "auto_label": None, "label_version": 2, "dashboard": None},
         }
         self.requests: list[dict[str, Any]] = []
+        self.user: str | None = "ada"  # who the page is rendered for (None: nobody signed in)
+        self.job_polls = 0
 
     def feature_public(self, layer: int, index: int, with_dashboard: bool) -> dict[str, Any]:
         f = self.features.get(
@@ -116,7 +122,8 @@ class FakeGlassbox:
         path = urlsplit(request.url).path
         if path == "/graph/texas-small":
             headers = {"content-security-policy": CSP}
-            route.fulfill(status=200, content_type="text/html", headers=headers, body=render_graph_page())
+            html = render_graph_page(user=self.user)
+            route.fulfill(status=200, content_type="text/html", headers=headers, body=html)
         elif path.startswith("/static/"):
             file = REPO_ROOT / "frontend" / "static" / path.removeprefix("/static/")
             kind = "text/javascript" if file.suffix == ".js" else mimetypes.guess_type(file.name)[0]
@@ -155,6 +162,13 @@ class FakeGlassbox:
             return 200, self.feature_public(layer, index, False)
         if method == "POST" and path == "/api/graphs/texas-small/subgraphs":
             return 201, {"slug": "sg-1", **body}
+        if method == "POST" and path == "/api/graphs/texas-small/interventions":
+            return 202, {"id": "job-1", "kind": "intervention", "status": "queued", "phase": None}
+        if method == "GET" and path == "/api/jobs/job-1":
+            self.job_polls += 1
+            if self.job_polls == 1:
+                return 200, {"id": "job-1", "status": "running", "phase": "generating"}
+            return 200, {"id": "job-1", "status": "done", "phase": None, "result": INTERVENTION_RESULT}
         return 404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}}
 
     def calls(self, method: str, path: str) -> list[dict[str, Any]]:
@@ -257,3 +271,67 @@ def test_saving_a_subgraph_posts_the_view(server_page: Any) -> None:
         "density_threshold": None,
     }
     assert saved["headers"]["x-csrf-token"] == "tok123"
+
+
+def _open_interventions(page: Any) -> Any:
+    panel = page.locator(".gbv-interventions")
+    panel.locator("summary").click()
+    return panel
+
+
+def test_interventions_post_the_selected_features_and_follow_the_job(server_page: Any) -> None:
+    page, fake = server_page
+    panel = _open_interventions(page)
+    _select(page, "3_401_5")
+    expect(panel.locator(".gbv-iv-selection")).to_have_text("Selected: L3 #401.")
+    panel.get_by_role("button", name="Add selected features").click()
+    row = panel.locator(".gbv-iv-items tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.locator(".gbv-iv-label")).to_have_text("auto: say Austin")  # the server's label
+    row.locator(".gbv-iv-mode").select_option("scale")
+    expect(row.locator(".gbv-iv-value")).to_have_value("2")
+    row.locator(".gbv-iv-pos").select_option("")  # every position
+    panel.get_by_label("New tokens").fill("5")
+    panel.get_by_role("button", name="Run intervention").click()
+    expect(panel.locator(".gbv-iv-status")).to_have_text("Done.")
+
+    (posted,) = fake.calls("POST", "/api/graphs/texas-small/interventions")
+    assert posted["body"] == {
+        "interventions": [{"layer": 3, "feature": 401, "pos": None, "mode": "scale", "value": 2}],
+        "max_new_tokens": 5,
+        "constrained": False,
+    }
+    assert posted["headers"]["x-csrf-token"] == "tok123"
+    assert len(fake.calls("GET", "/api/jobs/job-1")) == 2  # polled while running, then done
+    cells = panel.locator(".gbv-iv-table tbody tr").first.locator("td")
+    expect(cells).to_have_text(['" Austin"', "61.20%", "20.00%", "\u221241.20%"])
+    expect(panel.locator(".gbv-iv-table tr.gbv-iv-changed")).to_have_count(1)
+    expect(panel.locator(".gbv-iv-table tbody tr").nth(1).locator("code")).to_have_text(f'"{PAYLOAD}"')
+    expect(panel.locator(".gbv-iv-after")).to_have_text(f" {PAYLOAD}")
+    assert page.locator("img").count() == 0
+    page.get_by_role("button", name="Dark theme").click()
+    panel.locator(".gbv-iv-items").scroll_into_view_if_needed()
+    shot = REPO_ROOT / "test-artifacts" / "frontend" / "graph-page-interventions.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot))
+
+
+def test_interventions_need_an_account_and_a_model(server_page: Any) -> None:
+    page, fake = server_page
+    fake.user = None
+    page.reload()
+    page.wait_for_selector("[data-viewer-ready]")
+    panel = _open_interventions(page)
+    login = panel.get_by_role("link", name="Log in")
+    expect(login).to_have_attribute("href", "/login?next=/graph/texas-small")
+    expect(panel.get_by_role("button", name="Run intervention")).to_be_disabled()
+
+    imported = render_graph_page(user="ada", model=None, transcoders=None)  # nothing to re-run
+    page.route(
+        f"{ORIGIN}/graph/texas-small",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=imported),
+    )
+    page.reload()
+    page.wait_for_selector("[data-viewer-ready]")
+    expect(page.locator(".gbv-details")).to_be_visible()
+    expect(page.locator(".gbv-interventions")).to_have_count(0)

@@ -16,12 +16,14 @@ from viewer_harness import ViewerPage, viewer_url
 pytestmark = pytest.mark.browser
 
 SMALL = "/tests/frontend/fixtures/small_graph.json"
+FEATURES = "/tests/frontend/fixtures/small_features.json"
 CAPITAL_KEY = "2_46357_5"  # Neuronpedia featureId of 2_301_5: layer _ cantor(2, 301) _ position
 URL_KEYS = [
     "pinnedIds",
     "supernodes",
     "clerps",
     "pruningThreshold",
+    "edgeThreshold",
     "densityThreshold",
     "clickedId",
     "hideErrors",
@@ -30,8 +32,11 @@ URL_KEYS = [
 
 def _set_up_a_view(viewer: ViewerPage) -> None:
     page = viewer.page
-    page.get_by_label("Pruning").fill("0.6")
-    page.get_by_label("Density").fill("0.5")
+    viewer.click("3_401_5")  # its dashboard brings a feature density: the density filter turns on
+    viewer.wait_state("s => s.densities.size > 0")
+    page.get_by_label("Nodes", exact=True).fill("0.6")
+    page.get_by_label("Edges", exact=True).fill("0.7")
+    page.get_by_label("Feature density").fill("0.5")
     page.get_by_label("Hide errors").check()
     viewer.click("2_301_5")
     page.get_by_label("Label for this feature").fill("capital, said")
@@ -56,7 +61,7 @@ def _url_state(state: dict) -> dict:
 def test_share_url_uses_neuronpedia_names_and_reopens_the_same_view(
     viewer: ViewerPage, browser, base_url: str
 ) -> None:
-    viewer.open()
+    viewer.open(features=FEATURES)
     _set_up_a_view(viewer)
     before = viewer.state()
     viewer.page.get_by_role("button", name="Share").click()
@@ -71,6 +76,7 @@ def test_share_url_uses_neuronpedia_names_and_reopens_the_same_view(
     assert json.loads(query["supernodes"][0]) == [["Texas", "0_101_4", "1_201_4"]]
     assert json.loads(query["clerps"][0]) == [[CAPITAL_KEY, "capital, said"]]
     assert query["pruningThreshold"] == ["0.6"] and query["densityThreshold"] == ["0.5"]
+    assert query["edgeThreshold"] == ["0.7"]
     assert query["clickedId"] == ["3_401_5"] and query["hideErrors"] == ["1"]
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -80,7 +86,8 @@ def test_share_url_uses_neuronpedia_names_and_reopens_the_same_view(
         assert sorted(other.visible_ids()) == sorted(viewer.visible_ids())
         page = other.page
         expect(page.locator(".gbv-details-label")).to_have_text("say Austin")
-        expect(page.get_by_label("Pruning")).to_have_value("0.6")
+        expect(page.get_by_label("Nodes", exact=True)).to_have_value("0.6")
+        expect(page.get_by_label("Edges", exact=True)).to_have_value("0.7")
         expect(page.get_by_label("Hide errors")).to_be_checked()
         expect(page.locator(".gbv-sg-node")).to_have_count(3)
         expect(page.locator(".gbv-sg-node[data-node-id='2_301_5']")).to_have_attribute(

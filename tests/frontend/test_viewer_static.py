@@ -15,9 +15,9 @@ from viewer_harness import REPO_ROOT, SCHEMAS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STATIC = REPO_ROOT / "frontend" / "static"
-VIEWER_SOURCES = sorted((STATIC / "viewer").glob("*.js")) + sorted(
-    (REPO_ROOT / "frontend" / "dev").glob("*.js")
-)
+# The viewer, the helpers it shares with the pages (lib/: the DOM builder and HTTP client), the dev page.
+VIEWER_MODULES = sorted((STATIC / "viewer").glob("*.js")) + sorted((STATIC / "lib").glob("*.js"))
+VIEWER_SOURCES = VIEWER_MODULES + sorted((REPO_ROOT / "frontend" / "dev").glob("*.js"))
 D3_FILE = STATIC / "vendor" / "d3-7.9.2.esm.min.js"
 D3_UPSTREAM_SHA256 = "912111098ea99503a6f4967361d2bbdc9dbf58cf9c678c8e27e5b02d1a07f0c1"
 
@@ -68,7 +68,7 @@ def test_source_never_parses_html_from_strings(path: Path) -> None:
         assert not re.search(pattern, source), f"{path.name} uses {pattern}"
 
 
-@pytest.mark.parametrize("path", sorted((STATIC / "viewer").glob("*.js")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", VIEWER_MODULES, ids=lambda p: p.name)
 def test_viewer_modules_set_no_globals_and_load_nothing_remote(path: Path) -> None:
     source = path.read_text()
     assert not re.search(r"\bwindow\.\w+\s*=", source), "viewer modules must not set window globals"

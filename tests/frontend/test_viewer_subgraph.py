@@ -1,11 +1,18 @@
-"""Pinning (Ctrl/Cmd-click) into the subgraph panel and grouping (hold g + click) into
-supernodes."""
+"""Pinning (Ctrl/Cmd-click) into the subgraph panel, grouping into supernodes (hold g + click, or
+the "Group nodes" button, by mouse or touch), and a featured-sized subgraph that stays readable:
+whole labels that never overlap, clicks that land on the node under the pointer, its scores, a
+resizable and enlargeable panel."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from conftest import FEATURED_GRAPH
 from playwright.sync_api import expect
-from viewer_harness import ViewerPage
+from viewer_harness import REPO_ROOT, ViewerPage
+
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "frontend"
 
 pytestmark = pytest.mark.browser
 
@@ -110,3 +117,107 @@ def test_grouping_works_from_the_keyboard(viewer: ViewerPage) -> None:
     page.keyboard.press("Enter")
     viewer.wait_state("s => s.supernodes.length === 1")
     assert viewer.state()["supernodes"] == [["outputs", "5_25722_5", "5_9447_5"]]
+
+
+# ---- a featured-sized subgraph: readable labels, clicks, grouping without a keyboard, scores ----
+
+PINNED = [  # the most influential features of featured_graph.py's graph, a token and the top output
+    "13_132_8", "0_1674_8", "9_209_7", "17_280_8", "10_1196_1", "7_273_8", "6_1549_8", "0_415_4",
+    "3_499_8", "11_765_3", "E_18305_4", "19_1000_8",
+]
+BOXES_JS = """(selector) => [...document.querySelectorAll(selector)].map((el) => {
+  const r = el.getBoundingClientRect();
+  return { id: el.closest('[data-key]').dataset.key, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom };
+})"""
+
+
+def _open_pinned(viewer: ViewerPage, **params: str) -> ViewerPage:
+    viewer.open(FEATURED_GRAPH, pinnedIds=",".join(PINNED), **params)
+    expect(viewer.page.locator(".gbv-sg-node")).to_have_count(len(PINNED))
+    return viewer
+
+
+def _overlaps(boxes: list[dict]) -> list[tuple[str, str]]:
+    return [
+        (a["id"], b["id"])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a["x0"] < b["x1"] and b["x0"] < a["x1"] and a["y0"] < b["y1"] and b["y0"] < a["y1"]
+    ]
+
+
+def test_pinned_labels_are_whole_and_never_overlap(viewer: ViewerPage) -> None:
+    _open_pinned(viewer)
+    page = viewer.page
+    for selector in [".gbv-sg-node text", ".gbv-sg-hit"]:
+        assert _overlaps(page.evaluate(BOXES_JS, selector)) == [], selector
+    nodes = page.locator(".gbv-sg-node")
+    for i in range(nodes.count()):
+        node = nodes.nth(i)
+        label = node.get_attribute("aria-label")
+        assert node.locator("title").text_content() == label  # the full text on hover
+        lines = node.locator("tspan").all_text_contents()
+        assert 1 <= len(lines) <= 3
+        assert " ".join(lines) == " ".join(label.split()) or lines[-1].endswith("…")
+    long_label = page.locator(".gbv-sg-node[data-node-id='10_1196_1']")  # 24 characters: once cut at 22
+    assert long_label.get_attribute("aria-label") == "feature 1196: ball games"
+    assert long_label.locator("tspan").all_text_contents() == ["feature 1196: ball", "games"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".gbv-subgraph").screenshot(path=str(ARTIFACTS / "subgraph-panel.png"))
+
+
+def test_clicks_land_on_the_subgraph_node_under_the_pointer(viewer: ViewerPage) -> None:
+    _open_pinned(viewer)
+    nodes = viewer.page.locator(".gbv-sg-node")
+    for i in range(nodes.count()):
+        node = nodes.nth(i)
+        node_id = node.get_attribute("data-node-id")
+        # Playwright clicks the middle of the shape, and fails if another element would get the click.
+        target = node.locator("text") if i % 2 else node.locator("circle, rect:not(.gbv-sg-hit), path").first
+        target.click()
+        viewer.wait_state("(s, id) => s.clickedId === id", node_id)
+
+
+def test_subgraph_scores_resize_and_enlarge(viewer: ViewerPage) -> None:
+    _open_pinned(viewer)
+    page = viewer.page
+    scores = page.locator(".gbv-sg-scores")
+    assert "unexplained" in scores.get_attribute("title")
+    for key in ["replacement", "completeness"]:
+        value = float(scores.locator(f"[data-score={key}]").text_content())
+        assert 0 <= value <= 1
+    view = page.locator(".gbv-sg-view")
+    assert view.evaluate("el => getComputedStyle(el).resize") == "vertical"
+    page.get_by_role("button", name="Enlarge").click()
+    panel = page.locator(".gbv-subgraph").bounding_box()
+    assert panel["width"] > 0.85 * 1280 and panel["height"] > 0.85 * 800
+    assert _overlaps(page.evaluate(BOXES_JS, ".gbv-sg-node text")) == []
+    viewer.screenshot("subgraph-enlarged")
+    page.keyboard.press("Escape")
+    viewer.wait_state("s => !s.subgraphExpanded")
+    assert page.locator(".gbv-subgraph").bounding_box()["width"] < 400
+
+
+def test_group_nodes_by_taps_on_a_touch_screen(browser: Any, base_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    try:
+        viewer = ViewerPage(context.new_page(), base_url)
+        _open_pinned(viewer)
+        page = viewer.page
+        page.get_by_role("button", name="Group nodes").tap()
+        viewer.wait_state("s => s.groupingActive")
+        for node_id in ["13_132_8", "17_280_8"]:
+            page.locator(f".gbv-sg-node[data-node-id='{node_id}'] circle").tap()
+        viewer.wait_state("s => s.grouping.length === 2")
+        assert viewer.state()["clickedId"] is None  # taps while grouping do not select
+        page.get_by_role("button", name="Finish group (2)").tap()
+        dialog = page.get_by_role("dialog", name="New supernode")
+        dialog.get_by_label("Supernode name").fill("say basketball")
+        dialog.get_by_role("button", name="Create supernode").tap()
+        viewer.wait_state("s => s.supernodes.length === 1")
+        assert viewer.state()["supernodes"] == [["say basketball", "13_132_8", "17_280_8"]]
+        supernode = page.locator(".gbv-sg-node.gbv-kind-supernode")
+        expect(supernode).to_have_attribute("aria-label", "say basketball")
+        viewer.screenshot("subgraph-touch-supernode")
+    finally:
+        context.close()

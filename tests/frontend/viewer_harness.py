@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from glassbox.graph.schemas import SCHEMA_DIR
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = Path(os.environ.get("GLASSBOX_SHARED", REPO_ROOT.parent / "shared")) / "formats"
+SCHEMAS = SCHEMA_DIR
 CHROMIUM_PATH = os.environ.get("GLASSBOX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -27,9 +27,9 @@ from _pg_redis import (
 )
 from gbx_stack import Stack
 
-from server.db import make_engine
-from server.migrate import upgrade
-from server.settings import Settings
+from persistence.db import make_engine
+from persistence.migrate import upgrade
+from persistence.settings import Settings
 
 
 @pytest.fixture

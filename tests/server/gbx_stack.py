@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from gbx_fakes import FakeTracer, fake_cache
 from sqlalchemy import select
 
+from persistence.settings import Settings
+from persistence.tables import Job, JobStatus
 from server.app import create_app
-from server.settings import Settings
-from server.tables import Job, JobStatus
 from worker.rq_worker import run_worker
 
 HERE = Path(__file__).resolve().parent

@@ -10,7 +10,7 @@ import os
 
 from gbx_fakes import FakeTracer
 
-from server.settings import Settings
+from persistence.settings import Settings
 from worker.rq_worker import run_worker
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gbx_stack import PASSWORD
 from sqlalchemy import select
 
-from server.tables import ApiKey, LoginSession, User
+from persistence.tables import ApiKey, LoginSession, User
 
 
 def test_register_login_me_logout(pg_stack):

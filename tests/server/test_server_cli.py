@@ -13,8 +13,8 @@ import typer
 from gbx_stack import REPO
 from typer.testing import CliRunner
 
-from glassbox.cli.serve import serve_command
-from glassbox.cli.worker import worker_command
+from server.cli import serve_command
+from worker.cli import worker_command
 
 
 def _app() -> typer.Typer:
@@ -41,7 +41,7 @@ def test_serve_embedded_migrates_the_sqlite_home_and_answers(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(GLASSBOX_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), GLASSBOX_AUTO_SETUP="false")
-    code = "import typer; from glassbox.cli.serve import serve_command; typer.run(serve_command)"
+    code = "import typer; from server.cli import serve_command; typer.run(serve_command)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--port", str(port), "--log-level", "warning"], env=env, cwd=REPO
     )

@@ -81,39 +81,41 @@ def test_list_search_and_visibility(pg_stack):
     assert anon.get(f"/api/graphs/{private['slug']}").status_code == 404
 
 
+META = {"slug": "s", "scan": "tiny", "prompt": "x", "prompt_tokens": ["x"]}
 BAD_UPLOADS = [
     (b"{not json", 422, "not valid JSON"),
     (b"[1, 2]", 422, "must be an object"),
-    (b'{"nodes": [], "links": []}', 422, "metadata must be an object"),
+    (b'{"nodes": [], "links": []}', 422, "lacks metadata"),
     (
-        json.dumps({"metadata": {"prompt": "x", "prompt_tokens": "x"}, "nodes": [], "links": []}).encode(),
+        json.dumps(
+            {"metadata": META | {"prompt_tokens": "x"}, "qParams": {}, "nodes": [], "links": []}
+        ).encode(),
         422,
         "prompt_tokens",
     ),
     (
-        json.dumps(
-            {"metadata": {"prompt": "x", "prompt_tokens": []}, "nodes": [{"node_id": "a"}], "links": []}
-        ).encode(),
+        json.dumps({"metadata": META, "qParams": {}, "nodes": [{"node_id": "a"}], "links": []}).encode(),
         422,
-        "nodes[0] lacks",
+        "nodes[0]",
     ),
     (
         json.dumps(
             {
-                "metadata": {"prompt": "x", "prompt_tokens": []},
+                "metadata": META,
+                "qParams": {},
                 "nodes": [],
                 "links": [{"source": "a", "target": "b", "weight": 1}],
             }
         ).encode(),
         422,
-        "unknown nodes",
+        "is not a node of the graph",
     ),
     (
         b'{"metadata": {"prompt": "x", "prompt_tokens": []}, "nodes": [], "links": [], "v": NaN}',
         422,
         "not valid JSON",
     ),
-    (b"\x1f\x8bnot really gzip", 422, "not valid gzip"),
+    (b"\x1f\x8bnot really gzip", 422, "cannot decompress"),
     (b"[" * 100_000 + b"]" * 100_000, 422, "not valid JSON"),
 ]
 

@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from server import migrate
-from server.db import make_engine
-from server.tables import Base
+from persistence import migrate
+from persistence.db import make_engine
+from persistence.tables import Base
 
 
 def _tables(engine) -> set[str]:

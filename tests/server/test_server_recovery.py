@@ -10,7 +10,7 @@ from redis import Redis
 from rq import Queue, Worker
 from sqlalchemy import select
 
-from server.tables import Job
+from persistence.tables import Job
 
 
 def test_killed_worker_fails_the_job_within_the_heartbeat_timeout_and_retry_works(pg_stack):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from server.settings import Settings
+from persistence.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gbx_fakes import FakeTracer
 
-from server import migrate
+from persistence import migrate
 
 
 def test_healthz_and_readyz(pg_stack):

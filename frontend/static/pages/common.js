@@ -1,65 +1,28 @@
-// Shared by the page modules: calls to /api with the session's CSRF token, redrawing parts of a
-// page from the server, and the header's theme and log-out buttons (wired on import, so a page
-// without a module of its own loads just this one).
+// Shared by the page modules: redrawing parts of a page from the server, status lines, safe
+// `?next=` targets, and the header's theme and log-out buttons (wired on import, so a page
+// without a module of its own loads just this one). HTTP calls go through lib/http.js and
+// elements are built with lib/dom.js, the modules the viewer uses too.
 //
 // User text never becomes markup here: modules set textContent, and redrawn sections come from
 // the server's own templates (Jinja autoescapes), parsed by DOMParser, where no script runs.
+import { api } from "../lib/http.js";
 
-const CSRF_COOKIE = "glassbox_csrf";
 const THEME_KEY = "glassbox-theme";
 
-export function readCookie(name) {
-  for (const part of document.cookie.split(";")) {
-    const [key, ...rest] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(rest.join("="));
-  }
-  return null;
-}
-
-/** An API failure, with the server's sentence (`{"error": {"message"}}`) as its message. */
-export class ApiError extends Error {
-  constructor(message, status, details = null) {
-    super(message);
-    this.status = status;
-    this.details = details;
-  }
-}
-
-async function failure(response) {
-  let message = `${response.status} ${response.statusText}`.trim();
-  let details = null;
-  try {
-    const body = await response.json();
-    if (body?.error?.message) message = body.error.message;
-    details = body?.error?.details ?? null;
-  } catch {
-    // not JSON: keep the status line
-  }
-  if (response.status === 401) message = `${message} — log in first`;
-  return new ApiError(message, response.status, details);
-}
-
-/** JSON request to this site; writes carry the CSRF token of the cookie session. */
-export async function api(method, url, body = undefined, { signal } = {}) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") {
-    const token = readCookie(CSRF_COOKIE);
-    if (token) headers["X-CSRF-Token"] = token;
-  }
-  const response = await fetch(url, {
-    method, headers, signal, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) throw await failure(response);
-  return response.status === 204 ? null : response.json();
-}
-
-/** `value` if it is a path on this site (no scheme, no `//host`), else `fallback`. */
+/**
+ * `value` if it is a path on this site, else `fallback`. The URL parser decides, as the browser
+ * will when it navigates (it drops tabs and newlines and reads `\` as `/`, so `/\t/evil.example`
+ * is another site); the server already sends pages with any other `?next=` to the plain form.
+ */
 export function safeNext(value, fallback = "/") {
-  if (typeof value !== "string" || !value.startsWith("/")) return fallback;
-  if (value.startsWith("//") || value.startsWith("/\\")) return fallback;
-  return value;
+  if (typeof value !== "string" || !value.startsWith("/") || /[\x00-\x1f\x7f\\]/.test(value)) return fallback;
+  let url;
+  try {
+    url = new URL(value, location.origin);
+  } catch {
+    return fallback;
+  }
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : fallback;
 }
 
 export function nextParam() {
@@ -101,22 +64,6 @@ export function debounce(fn, ms) {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
   };
-}
-
-/** Build an element; strings become text nodes, never markup. */
-export function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "text") node.textContent = String(value);
-    else if (key === "style") for (const [name, v] of Object.entries(value)) node.style.setProperty(name, String(v));
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
 }
 
 // ---- theme: the system's unless the button chose one (kept in localStorage) ------------------

@@ -1,7 +1,8 @@
 // Feature page: label edits (with the version they were based on, so a concurrent edit is a 409
 // and nothing is lost), revert, votes and comments, all through /api; the label and comment
 // sections are then redrawn from the server's page.
-import { ApiError, api, refreshSections, setStatus } from "./common.js";
+import { ApiError, api } from "../lib/http.js";
+import { refreshSections, setStatus } from "./common.js";
 
 const root = document.getElementById("feature");
 const apiUrl = root?.dataset.api;

@@ -1,7 +1,8 @@
 // Job page: follows the job by server-sent events (/api/jobs/{id}/events), falling back to
 // polling when the stream fails or stays silent; opens the graph once the job is done; on
 // failure shows the reason and a Retry button.
-import { api, setStatus } from "./common.js";
+import { api } from "../lib/http.js";
+import { setStatus } from "./common.js";
 
 const POLL_MS = 1000;
 const SILENCE_MS = 10_000;

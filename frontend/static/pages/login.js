@@ -1,6 +1,7 @@
 // Log in page: starts a cookie session through /api/auth/login, then goes to ?next= (a path on
 // this site only) or home.
-import { api, nextParam, safeNext, setStatus } from "./common.js";
+import { api } from "../lib/http.js";
+import { nextParam, safeNext, setStatus } from "./common.js";
 
 const form = document.getElementById("login-form");
 const status = document.getElementById("form-status");

@@ -1,7 +1,9 @@
 // New graph page: transcoder sets follow the chosen model, the prompt (or the chat messages,
 // through the model's chat template) is tokenized as you type (debounced; stale answers are
 // dropped), and the form posts to /api/traces, then opens the job page.
-import { api, debounce, el, setStatus } from "./common.js";
+import { el } from "../lib/dom.js";
+import { api } from "../lib/http.js";
+import { debounce, setStatus } from "./common.js";
 
 const PREVIEW_DELAY_MS = 300;
 const ROLES = ["system", "user", "assistant"];

@@ -1,6 +1,7 @@
 // Profile page: create an API key (shown once, here), revoke keys; the key table is redrawn from
 // the server's page after each change.
-import { api, refreshSections, setStatus } from "./common.js";
+import { api } from "../lib/http.js";
+import { refreshSections, setStatus } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 

@@ -1,6 +1,7 @@
 // Register page: creates the account through /api/auth/register, logs in at once, then goes to
 // ?next= (a path on this site only) or the profile.
-import { api, nextParam, safeNext, setStatus } from "./common.js";
+import { api } from "../lib/http.js";
+import { nextParam, safeNext, setStatus } from "./common.js";
 
 const form = document.getElementById("register-form");
 const status = document.getElementById("form-status");

@@ -1,5 +1,9 @@
 // Everything a user can do, as functions over the store. Panels call these instead of editing
 // state by hand, so the rules (unpinning leaves supernodes, grouping pins members, ...) live once.
+import { densityOf } from "./feature-card.js";
+
+export const DASHBOARD_CACHE = 64; // dashboards kept in memory (the clicked one always stays)
+export const DASHBOARD_TIMEOUT_MS = 10_000;
 
 function toggled(list, id) {
   return list.includes(id) ? list.filter((x) => x !== id) : [...list, id];
@@ -103,26 +107,53 @@ export function createActions(store, model, api) {
     return { saved: true };
   }
 
+  /** Store a dashboard entry; the oldest entries go once the cache is full (never the clicked one). */
   function putDashboard(id, entry) {
-    store.set({ dashboards: new Map(store.get("dashboards")).set(id, entry) });
-    const density = entry.data?.frac_nonzero;
-    if (typeof density === "number") store.set({ densities: new Map(store.get("densities")).set(id, density) });
+    const dashboards = new Map(store.get("dashboards"));
+    dashboards.delete(id);
+    dashboards.set(id, entry);
+    const clicked = store.get("clickedId");
+    for (const key of dashboards.keys()) {
+      if (dashboards.size <= DASHBOARD_CACHE) break;
+      if (key !== clicked && key !== id && dashboards.get(key).status !== "loading") dashboards.delete(key);
+    }
+    store.set({ dashboards });
+    const density = densityOf(entry.data);
+    if (density !== null) store.set({ densities: new Map(store.get("densities")).set(id, density) });
   }
 
-  /** Fetch a feature dashboard once; later calls reuse the stored result. */
+  function withTimeout(promise, ms) {
+    let timer = 0;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Fetch a feature dashboard once; later calls reuse the stored result (errors are retried). */
   async function loadDashboard(id) {
-    if (store.get("dashboards").has(id)) return;
+    const known = store.get("dashboards").get(id);
+    if (known && known.status !== "error") return;
     if (typeof api.fetchFeatures !== "function") {
       putDashboard(id, { status: "ready", data: null });
       return;
     }
     putDashboard(id, { status: "loading", data: null });
     try {
-      const result = await api.fetchFeatures([id]);
+      const result = await withTimeout(api.fetchFeatures([id]), DASHBOARD_TIMEOUT_MS);
       putDashboard(id, { status: "ready", data: asLookup(result)(id) ?? null });
     } catch (error) {
       putDashboard(id, { status: "error", data: null, message: String(error?.message ?? error) });
     }
+  }
+
+  const hasDashboards = () => typeof api.fetchFeatures === "function";
+
+  /** The feature page of a feature node, when the api adapter knows where feature pages live. */
+  function featurePageUrl(id) {
+    if (typeof api.featureUrl !== "function" || !known(id)) return null;
+    if (model.nodes[model.idToIndex.get(id)].kind !== "feature") return null;
+    return api.featureUrl(id) ?? null;
   }
 
   /** Labels other people saved on the server, if the adapter can list them. */
@@ -141,6 +172,7 @@ export function createActions(store, model, api) {
 
   return {
     clickNode, selectNode, togglePin, toggleGrouping, setGroupingActive, createSupernode,
-    cancelGrouping, ungroup, clearSubgraph, setLabel, saveLabel, loadDashboard, loadServerLabels,
+    cancelGrouping, ungroup, clearSubgraph, setLabel, saveLabel, loadDashboard, loadServerLabels, featurePageUrl,
+    hasDashboards,
   };
 }

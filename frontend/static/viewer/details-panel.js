@@ -1,6 +1,7 @@
-// Details of the clicked node: its facts, label editing (saved through the api adapter), the
-// feature dashboard, and its input and output connections sorted by |weight|.
-import { el, replace } from "./dom.js";
+// Details of the clicked node (the pinned feature card): its facts, a link to its feature page,
+// label editing (saved through the api adapter), the feature dashboard, and its input and
+// output connections sorted by |weight|.
+import { el, replace } from "../lib/dom.js";
 import { fmt, layerName, nodeFacts } from "./format.js";
 import { connections, labelOf } from "./graph-model.js";
 import { renderDashboard } from "./dashboard.js";
@@ -54,6 +55,26 @@ function labelEditor(model, node, state, actions, status, container) {
   return form;
 }
 
+/** What a first-time reader needs to know, shown while no node is selected. */
+function readingGuide() {
+  const item = (text) => el("li", { text });
+  return el("div", { class: "gbv-guide" },
+    el("p", { text: "How the model got from the prompt to its next-token prediction, in its own computations." }),
+    el("ul", {},
+      item("Bottom row: the prompt's tokens. Top row: the most likely next tokens (outputs), with their probabilities."),
+      item("Circles are transcoder features, concepts the model computes, one row per layer, in the column of the token where they fire. Diamonds are error nodes: what the features do not explain."),
+      item("Lines are direct effects: blue excites, red inhibits; thicker is stronger. Only the strongest are drawn: use the Nodes and Edges sliders for more."),
+      item("Hover a node to highlight its connections and see what the feature responds to; click (or tap) it for its details, its feature page and every connection; Ctrl/Cmd-click or “Pin to subgraph” pins it to the subgraph below.")),
+    el("p", { class: "gbv-muted", text: "Press ? for keyboard shortcuts." }));
+}
+
+/** A link to the feature's own page (dashboard, label history, comments), when there is one. */
+function featureLink(url) {
+  if (!url) return null;
+  return el("p", { class: "gbv-feature-link" },
+    el("a", { href: url, target: "_blank", rel: "noopener", text: "Open feature page ↗" }));
+}
+
 export function createDetailsPanel({ store, model, actions }) {
   const element = el("section", { class: "gbv-panel gbv-details", "aria-label": "Node details", tabIndex: -1 });
   const saveStatus = new Map();
@@ -69,8 +90,7 @@ export function createDetailsPanel({ store, model, actions }) {
     const state = store.snapshot();
     const index = state.clickedId === null ? -1 : model.idToIndex.get(state.clickedId) ?? -1;
     if (index < 0) {
-      replace(element, el("h2", { text: "Details" }),
-        el("p", { class: "gbv-muted", text: "Click a node to see its dashboard and connections. Ctrl/Cmd-click pins it." }));
+      replace(element, el("h2", { text: "How to read this graph" }), readingGuide());
       return;
     }
     const node = model.nodes[index];
@@ -82,6 +102,7 @@ export function createDetailsPanel({ store, model, actions }) {
         el("button", { type: "button", class: "gbv-icon-button", "aria-label": "Close details", text: "×",
           onClick: () => actions.selectNode(null) })),
       el("p", { class: "gbv-muted gbv-node-id", text: node.id }),
+      featureLink(actions.featurePageUrl(node.id)),
       el("dl", { class: "gbv-facts" }, nodeFacts(model, node).map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
       el("div", { class: "gbv-row" },
         el("button", { type: "button", "aria-pressed": String(pinned), onClick: () => actions.togglePin(node.id),

@@ -1,7 +1,7 @@
 // Modal dialogs driven by state.dialog: "help" (shortcuts), "group" (name a supernode) and
 // "share" (the link to this view). One host element; focus goes into the dialog on open and back
 // to where it was on close.
-import { el, replace } from "./dom.js";
+import { el, replace } from "../lib/dom.js";
 import { labelOf } from "./graph-model.js";
 import { SHORTCUTS } from "./keyboard.js";
 

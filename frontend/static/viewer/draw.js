@@ -1,10 +1,13 @@
 // Canvas drawing shared by the graph panel and PNG export. A scene is
-// {model, layout, visible, palette, transform: {k, x, y}, width, height}; world coordinates come
-// from layout.js and are mapped to screen pixels here, so line widths stay constant under zoom.
+// {model, layout, visible, edgeOrder, palette, transform: {k, x, y}, width, height}; world
+// coordinates come from layout.js and are mapped to screen pixels here, so line widths stay
+// constant under zoom. `edgeOrder` (filters.visibleEdges) lists the edges to draw, weakest
+// |weight| first, so the strongest edges lie on top whatever their sign.
 // Text is drawn with fillText: labels never pass through HTML.
+import { placeRowLabels } from "./label-layout.js";
 
-export const EDGE_WIDTH = [0.4, 0.8, 1.5, 2.6];
-export const EDGE_ALPHA = [0.1, 0.22, 0.42, 0.7];
+export const EDGE_WIDTH = [0.5, 0.9, 1.6, 2.8];
+export const EDGE_ALPHA = [0.22, 0.35, 0.55, 0.8];
 const FONT_SIZE = 11;
 
 export function screenRadius(scene) {
@@ -60,30 +63,47 @@ function drawGuides(ctx, scene) {
   ctx.stroke();
 }
 
-/** All visible edges, one path per (sign, magnitude bin): eight strokes for any graph size. */
-export function drawEdges(ctx, scene, { dim = false } = {}) {
-  const { model, visible, palette } = scene;
-  const { src, tgt, code, count } = model.edges;
+/** Above this many edges, edges are stroked per (magnitude bin, sign) instead of in exact order. */
+export const EXACT_ORDER_LIMIT = 4000;
+
+function strokeEdges(ctx, scene, ids, code, dim) {
+  const { palette } = scene;
+  const { src, tgt } = scene.model.edges;
   const { k, x: tx, y: ty } = scene.transform;
   const { x, y } = scene.layout;
-  for (let bucket = 0; bucket < 8; bucket += 1) {
-    ctx.beginPath();
-    let any = false;
-    for (let e = 0; e < count; e += 1) {
-      if (code[e] !== bucket) continue;
-      const s = src[e];
-      const t = tgt[e];
-      if (!visible[s] || !visible[t]) continue;
-      ctx.moveTo(x[s] * k + tx, y[s] * k + ty);
-      ctx.lineTo(x[t] * k + tx, y[t] * k + ty);
-      any = true;
+  ctx.beginPath();
+  for (const e of ids) {
+    ctx.moveTo(x[src[e]] * k + tx, y[src[e]] * k + ty);
+    ctx.lineTo(x[tgt[e]] * k + tx, y[tgt[e]] * k + ty);
+  }
+  ctx.globalAlpha = EDGE_ALPHA[code & 3] * (dim ? 0.3 : 1);
+  ctx.lineWidth = EDGE_WIDTH[code & 3];
+  ctx.strokeStyle = code & 4 ? palette.neg : palette.pos;
+  ctx.stroke();
+}
+
+/**
+ * The scene's edges, weakest first so the strongest lie on top whatever their sign: runs of
+ * consecutive edges with one (magnitude bin, sign) share a stroke. Past EXACT_ORDER_LIMIT edges
+ * the order is kept per magnitude bin only (8 strokes in all), so zooming stays fluid.
+ */
+export function drawEdges(ctx, scene, { dim = false } = {}) {
+  const { model, edgeOrder } = scene;
+  const { code } = model.edges;
+  if (edgeOrder.length > EXACT_ORDER_LIMIT) {
+    for (let bucket = 0; bucket < 8; bucket += 1) {
+      const run = (bucket >> 1) | (bucket & 1 ? 4 : 0); // bins ascending; positive, then negative
+      const ids = edgeOrder.filter((e) => code[e] === run);
+      if (ids.length) strokeEdges(ctx, scene, ids, run, dim);
     }
-    if (!any) continue;
-    const bin = bucket & 3;
-    ctx.globalAlpha = EDGE_ALPHA[bin] * (dim ? 0.3 : 1);
-    ctx.lineWidth = EDGE_WIDTH[bin];
-    ctx.strokeStyle = bucket & 4 ? palette.neg : palette.pos;
-    ctx.stroke();
+  } else {
+    let start = 0;
+    for (let i = 1; i <= edgeOrder.length; i += 1) {
+      if (i === edgeOrder.length || code[edgeOrder[i]] !== code[edgeOrder[start]]) {
+        strokeEdges(ctx, scene, edgeOrder.subarray(start, i), code[edgeOrder[start]], dim);
+        start = i;
+      }
+    }
   }
   ctx.globalAlpha = 1;
 }
@@ -143,35 +163,54 @@ function drawRowLabels(ctx, scene) {
   });
 }
 
-export const LOGIT_ANGLE = Math.PI / 6;
-const LOGIT_COS = Math.cos(LOGIT_ANGLE);
+export const LABEL_FONT_SIZE = FONT_SIZE;
+const TIER_HEIGHT = FONT_SIZE + 4;
 
 export function logitLabel(node) {
   const prob = node.prob === null ? "" : ` ${(node.prob * 100).toFixed(1)}%`;
-  return `${quoteToken(node.token, 12)}${prob}`;
+  return `${quoteToken(node.token, 24)}${prob}`;
 }
 
-/** Logit nodes show their token and probability above them, slanted so neighbours fit. */
-function drawLogitLabels(ctx, scene) {
-  const { model, visible, palette } = scene;
+/**
+ * Where the output labels go, in screen pixels: up to three rows above the logit nodes, packed
+ * so no two labels overlap (shortened with "…" when a row is full; the tooltip has the full
+ * text). Returns [{index, text, full, x0, x1, y (text middle), y0, y1, anchorX, anchorY}].
+ */
+export function logitLabelLayout(scene, measure) {
+  const { model, visible } = scene;
   const r = screenRadius(scene);
+  const logits = model.nodes.filter((node) => node.kind === "logit" && visible[node.index]);
+  if (!logits.length) return [];
+  const placed = placeRowLabels(
+    logits.map((node) => ({ key: node.index, x: sx(scene, node.index), text: logitLabel(node) })),
+    { left: 4, right: scene.width - 4, gap: 8, maxTiers: 3, measure },
+  );
+  return placed.map((label, i) => {
+    const anchorY = sy(scene, logits[i].index) - r * 1.3;
+    const y = anchorY - 9 - label.tier * TIER_HEIGHT;
+    return { ...label, index: label.key, y, y0: y - FONT_SIZE / 2 - 1, y1: y + FONT_SIZE / 2 + 1, anchorY };
+  });
+}
+
+/** Logit labels with a leader line from each label to its node when the label had to move. */
+function drawLogitLabels(ctx, scene) {
+  const { palette } = scene;
   ctx.font = `${FONT_SIZE}px ${palette.font}`;
+  const labels = logitLabelLayout(scene, (text) => ctx.measureText(text).width);
+  ctx.strokeStyle = palette.muted;
+  ctx.lineWidth = 0.75;
+  ctx.beginPath();
+  for (const label of labels) {
+    const x = Math.min(label.x1, Math.max(label.x0, label.anchorX));
+    if (label.tier === 0 && x === label.anchorX) continue;
+    ctx.moveTo(x, label.y1);
+    ctx.lineTo(label.anchorX, label.anchorY);
+  }
+  ctx.stroke();
   ctx.fillStyle = palette.fg;
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
-  const logits = model.nodes.filter((node) => node.kind === "logit" && visible[node.index]);
-  // If any label would run off the right edge, all lean left instead: parallel labels never cross.
-  const flip = logits.some((node) => sx(scene, node.index) + ctx.measureText(logitLabel(node)).width * LOGIT_COS > scene.width - 2);
-  for (const node of logits) {
-    const text = logitLabel(node);
-    const x = sx(scene, node.index);
-    ctx.save();
-    ctx.translate(flip ? x + r : x - r, sy(scene, node.index) - r * 1.6);
-    ctx.rotate(flip ? LOGIT_ANGLE : -LOGIT_ANGLE);
-    ctx.textAlign = flip ? "right" : "left";
-    ctx.fillText(text, 0, 0);
-    ctx.restore();
-  }
+  for (const label of labels) if (label.text) ctx.fillText(label.text, label.x0, label.y);
 }
 
 /** The full static picture: guides, edges, nodes and axis labels. */
@@ -186,25 +225,67 @@ export function drawBase(ctx, scene, { dim = false } = {}) {
   drawLogitLabels(ctx, scene);
 }
 
-function drawNodeEdges(ctx, scene, index) {
-  const { model, visible, palette } = scene;
+export const DIM_ALPHA = 0.85; // how much a hover veils the rest of the graph
+export const HOVER_EDGE_SHARE = 0.9; // a hovered node shows the inputs and outputs carrying this share
+export const HOVER_EDGE_MAX = 24; // per direction
+
+/**
+ * The strongest edges between `index` and visible nodes, per direction: those that carry
+ * HOVER_EDGE_SHARE of its visible |weight| in that direction, at most HOVER_EDGE_MAX each.
+ */
+export function nodeEdges(scene, index) {
+  const { model, visible } = scene;
   const { src, tgt, weight } = model.edges;
+  const list = [];
   for (const direction of ["incoming", "outgoing"]) {
     const { offsets, edges } = model[direction];
-    for (let j = offsets[index]; j < offsets[index + 1]; j += 1) {
+    const ends = direction === "incoming" ? src : tgt;
+    let total = 0;
+    for (let j = offsets[index]; j < offsets[index + 1]; j += 1) if (visible[ends[edges[j]]]) total += Math.abs(weight[edges[j]]);
+    let covered = 0;
+    let taken = 0;
+    for (let j = offsets[index]; j < offsets[index + 1] && taken < HOVER_EDGE_MAX && covered < HOVER_EDGE_SHARE * total; j += 1) {
       const e = edges[j];
-      if (!visible[src[e]] || !visible[tgt[e]]) continue;
-      const m = Math.min(1, Math.abs(weight[e]) / model.weightScale);
-      ctx.beginPath();
-      ctx.moveTo(sx(scene, src[e]), sy(scene, src[e]));
-      ctx.lineTo(sx(scene, tgt[e]), sy(scene, tgt[e]));
-      ctx.lineWidth = 0.8 + 3.2 * m;
-      ctx.globalAlpha = 0.35 + 0.6 * m;
-      ctx.strokeStyle = weight[e] < 0 ? palette.neg : palette.pos;
-      ctx.stroke();
+      if (!visible[ends[e]]) continue;
+      list.push(e);
+      covered += Math.abs(weight[e]);
+      taken += 1;
     }
   }
+  return list.sort((a, b) => Math.abs(weight[a]) - Math.abs(weight[b]));
+}
+
+/** A node's edges (nodeEdges), weakest first, width and alpha by |weight|. */
+function drawNodeEdges(ctx, scene, index) {
+  const { model, palette } = scene;
+  const { src, tgt, weight } = model.edges;
+  for (const e of nodeEdges(scene, index)) {
+    const m = Math.min(1, Math.abs(weight[e]) / model.weightScale);
+    ctx.beginPath();
+    ctx.moveTo(sx(scene, src[e]), sy(scene, src[e]));
+    ctx.lineTo(sx(scene, tgt[e]), sy(scene, tgt[e]));
+    ctx.lineWidth = 1.2 + 3 * m;
+    ctx.globalAlpha = 0.7 + 0.3 * m;
+    ctx.strokeStyle = weight[e] < 0 ? palette.neg : palette.pos;
+    ctx.stroke();
+  }
   ctx.globalAlpha = 1;
+}
+
+/** The ends of the node's highlighted edges (and itself), redrawn at full strength. */
+function drawNeighbourhood(ctx, scene, index) {
+  const { model, palette } = scene;
+  const { src, tgt } = model.edges;
+  const ids = new Set([index]);
+  for (const e of nodeEdges(scene, index)) ids.add(src[e]).add(tgt[e]);
+  const r = screenRadius(scene);
+  for (const i of ids) {
+    const node = model.nodes[i];
+    ctx.beginPath();
+    addShape(ctx, node.kind, sx(scene, i), sy(scene, i), r);
+    ctx.fillStyle = palette[node.kind];
+    ctx.fill();
+  }
 }
 
 function ring(ctx, scene, index, color, { width = 2, grow = 3, dash = null } = {}) {
@@ -222,16 +303,29 @@ function ring(ctx, scene, index, color, { width = 2, grow = 3, dash = null } = {
 /**
  * Everything that changes with the pointer or selection, drawn over the base picture.
  * marks: {clicked, hovered, focused: index|-1, pinned, members, grouping, matches: index[]}
+ * A hovered (or keyboard-focused) node dims the rest of the graph and shows its strongest edges
+ * and their ends on top.
  */
 export function drawOverlay(ctx, scene, marks) {
   ctx.clearRect(0, 0, scene.width, scene.height);
-  for (const index of [marks.clicked, marks.hovered]) if (index >= 0) drawNodeEdges(ctx, scene, index);
   const { palette } = scene;
+  const hovered = marks.hovered >= 0 && scene.visible[marks.hovered] ? marks.hovered : -1;
+  const spot = hovered >= 0 ? hovered : marks.focused >= 0 && scene.visible[marks.focused] ? marks.focused : -1;
+  if (spot >= 0) {
+    ctx.globalAlpha = DIM_ALPHA;
+    ctx.fillStyle = palette.bg;
+    ctx.fillRect(0, 0, scene.width, scene.height);
+    ctx.globalAlpha = 1;
+    drawNodeEdges(ctx, scene, spot);
+    drawNeighbourhood(ctx, scene, spot);
+  } else if (marks.clicked >= 0) {
+    drawNodeEdges(ctx, scene, marks.clicked);
+  }
   for (const index of marks.matches) ring(ctx, scene, index, palette.search, { width: 1.5, grow: 4 });
   for (const index of marks.members) ring(ctx, scene, index, palette.supernode, { width: 1.5, grow: 2, dash: [2, 2] });
   for (const index of marks.pinned) ring(ctx, scene, index, palette.pinned, { width: 2, grow: 1.5 });
   for (const index of marks.grouping) ring(ctx, scene, index, palette.group, { width: 3, grow: 4 });
   ring(ctx, scene, marks.clicked, palette.clicked, { width: 3, grow: 3 });
-  ring(ctx, scene, marks.hovered, palette.hover, { width: 2, grow: 5 });
+  ring(ctx, scene, hovered, palette.hover, { width: 2, grow: 5 });
   ring(ctx, scene, marks.focused, palette.focus, { width: 2, grow: 7, dash: [3, 2] });
 }

@@ -1,7 +1,9 @@
 // Exports of the current view: the graph JSON (with this view's pins, supernodes, clicked node
 // and label overrides written back), an SVG and a PNG of what is on screen.
-import { el, svg } from "./dom.js";
-import { EDGE_ALPHA, EDGE_WIDTH, LOGIT_ANGLE, drawBase, drawOverlay, logitLabel, quoteToken, screenRadius, sx, sy } from "./draw.js";
+import { el, svg } from "../lib/dom.js";
+import {
+  EDGE_ALPHA, EDGE_WIDTH, LABEL_FONT_SIZE, drawBase, drawOverlay, logitLabelLayout, quoteToken, screenRadius, sx, sy,
+} from "./draw.js";
 import { labelOf } from "./graph-model.js";
 
 /** Graph JSON in the interchange schema, carrying this view in qParams and clerps. */
@@ -21,19 +23,27 @@ export function exportGraphJson(model, state) {
   return { ...graph, qParams, nodes };
 }
 
+/** One path per run of same-coloured, same-width edges, in drawing order (weakest first). */
 function edgePaths(scene) {
-  const { model, visible } = scene;
-  const { src, tgt, code, count } = model.edges;
-  const parts = Array.from({ length: 8 }, () => []);
-  for (let e = 0; e < count; e += 1) {
-    if (!visible[src[e]] || !visible[tgt[e]]) continue;
-    parts[code[e]].push(`M${sx(scene, src[e]).toFixed(1)},${sy(scene, src[e]).toFixed(1)}L${sx(scene, tgt[e]).toFixed(1)},${sy(scene, tgt[e]).toFixed(1)}`);
+  const { model, edgeOrder } = scene;
+  const { src, tgt, code } = model.edges;
+  const runs = [];
+  for (const e of edgeOrder) {
+    if (!runs.length || runs[runs.length - 1].code !== code[e]) runs.push({ code: code[e], parts: [] });
+    runs[runs.length - 1].parts.push(`M${sx(scene, src[e]).toFixed(1)},${sy(scene, src[e]).toFixed(1)}L${sx(scene, tgt[e]).toFixed(1)},${sy(scene, tgt[e]).toFixed(1)}`);
   }
-  return parts.map((segments, bucket) => segments.length ? svg("path", {
-    d: segments.join(""), fill: "none",
-    stroke: bucket & 4 ? scene.palette.neg : scene.palette.pos,
-    "stroke-width": EDGE_WIDTH[bucket & 3], "stroke-opacity": EDGE_ALPHA[bucket & 3],
-  }) : null);
+  return runs.map((run) => svg("path", {
+    d: run.parts.join(""), fill: "none",
+    stroke: run.code & 4 ? scene.palette.neg : scene.palette.pos,
+    "stroke-width": EDGE_WIDTH[run.code & 3], "stroke-opacity": EDGE_ALPHA[run.code & 3],
+  }));
+}
+
+/** A text measurer with the labels' canvas font, so the SVG places labels as the screen does. */
+function canvasMeasure(palette) {
+  const ctx = el("canvas").getContext("2d");
+  ctx.font = `${LABEL_FONT_SIZE}px ${palette.font}`;
+  return (text) => ctx.measureText(text).width;
 }
 
 function nodeShape(kind, x, y, r, fill) {
@@ -50,9 +60,7 @@ function nodeShape(kind, x, y, r, fill) {
 export function exportSvg(scene, state) {
   const { model, layout, visible, palette, width, height } = scene;
   const r = screenRadius(scene);
-  const logits = model.nodes.filter((n) => n.kind === "logit" && visible[n.index]);
-  // Same rule as draw.js (all labels lean left if one would be cut), with text width estimated.
-  const flip = logits.some((n) => sx(scene, n.index) + logitLabel(n).length * 6.5 * Math.cos(LOGIT_ANGLE) > width - 2);
+  const labels = logitLabelLayout(scene, canvasMeasure(palette));
   const text = (attrs, content) => svg("text", { "font-family": palette.font, "font-size": 11, fill: palette.fg, ...attrs, text: content });
   const picture = svg("svg", { xmlns: "http://www.w3.org/2000/svg", width, height, viewBox: `0 0 ${width} ${height}` },
     svg("title", { text: model.metadata.prompt ?? "Attribution graph" }),
@@ -70,13 +78,10 @@ export function exportSvg(scene, state) {
       return text({ transform: `translate(${x.toFixed(1)},${height - 44}) rotate(-36)`, "text-anchor": "end" },
         quoteToken(model.promptTokens[column.ctx] ?? "", 12));
     })),
-    svg("g", { class: "logit-labels" }, logits.map((node) => {
-      const label = logitLabel(node);
-      const x = sx(scene, node.index);
-      const y = sy(scene, node.index) - r * 1.6;
-      const angle = ((flip ? 1 : -1) * LOGIT_ANGLE * 180) / Math.PI;
-      return text({ transform: `translate(${(flip ? x + r : x - r).toFixed(1)},${y.toFixed(1)}) rotate(${angle.toFixed(1)})`,
-        "text-anchor": flip ? "end" : "start" }, label);
+    svg("g", { class: "logit-labels" }, labels.map((label) => {
+      const shown = text({ x: label.x0.toFixed(1), y: label.y.toFixed(1), "dominant-baseline": "middle" }, label.text);
+      shown.append(svg("title", { text: label.full }));
+      return shown;
     })));
   return new XMLSerializer().serializeToString(picture);
 }

@@ -125,14 +125,20 @@ function buildEdges(links, idToIndex) {
   return { count, skipped, src: src.subarray(0, count), tgt: tgt.subarray(0, count), weight: weight.subarray(0, count) };
 }
 
-/** Compressed index: offsets[n]..offsets[n+1] in `edges` are the edge ids whose `keys` equal n. */
-function csr(keys, nNodes) {
+/**
+ * Compressed index: offsets[n]..offsets[n+1] in `edges` are the edge ids whose `keys` equal n,
+ * strongest |weight| first (ties: the other end's index), so edge filters and the details panel
+ * read a node's connections in order without sorting again.
+ */
+function csr(keys, others, weight, nNodes) {
   const offsets = new Int32Array(nNodes + 1);
   for (let e = 0; e < keys.length; e += 1) offsets[keys[e] + 1] += 1;
   for (let n = 0; n < nNodes; n += 1) offsets[n + 1] += offsets[n];
   const cursor = offsets.slice(0, nNodes);
   const edges = new Int32Array(keys.length);
   for (let e = 0; e < keys.length; e += 1) edges[cursor[keys[e]]++] = e;
+  const byStrength = (a, b) => Math.abs(weight[b]) - Math.abs(weight[a]) || others[a] - others[b];
+  for (let n = 0; n < nNodes; n += 1) edges.subarray(offsets[n], offsets[n + 1]).sort(byStrength);
   return { offsets, edges };
 }
 
@@ -205,8 +211,8 @@ export function buildModel(graph) {
     idToIndex,
     keyToIndex,
     edges,
-    incoming: csr(edges.tgt, nodes.length),
-    outgoing: csr(edges.src, nodes.length),
+    incoming: csr(edges.tgt, edges.src, edges.weight, nodes.length),
+    outgoing: csr(edges.src, edges.tgt, edges.weight, nodes.length),
     weightScale: scale,
     order: cellOrder(nodes),
   };
@@ -227,5 +233,5 @@ export function connections(model, index, direction) {
     const e = edges[k];
     list.push({ edge: e, other: ends[e], weight: model.edges.weight[e] });
   }
-  return list.sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight) || a.other - b.other);
+  return list;
 }

@@ -1,11 +1,12 @@
 // The main graph: two stacked canvases (a base picture of every visible edge and node, and an
-// overlay for hover, selection, pins and search hits), a hover tooltip, zoom and pan, and
+// overlay for hover, selection, pins and search hits), a hover card, zoom and pan, and
 // keyboard navigation between nodes. Canvas keeps 50k edges cheap; the base is only redrawn
-// when the visible set, the size, the zoom or the theme changes.
+// when the visible set, the edge filter, the size, the zoom or the theme changes. Hovering a
+// feature for HOVER_FETCH_MS fetches its dashboard for the card (actions.loadDashboard caches).
 import d3 from "./d3.js";
-import { el, replace } from "./dom.js";
-import { drawBase, drawOverlay, screenRadius, sx, sy } from "./draw.js";
-import { computeVisible, masksDiffer } from "./filters.js";
+import { el, replace } from "../lib/dom.js";
+import { LABEL_FONT_SIZE, drawBase, drawOverlay, logitLabel, logitLabelLayout, screenRadius, sx, sy } from "./draw.js";
+import { computeVisible, masksDiffer, visibleEdges } from "./filters.js";
 import { layerName } from "./format.js";
 import { labelOf } from "./graph-model.js";
 import { buildHitGrid, nearestNode } from "./hit-grid.js";
@@ -17,14 +18,16 @@ const VISIBILITY_KEYS = [
   "pruningThreshold", "densityThreshold", "hideErrors", "pinnedIds", "supernodes", "clickedId", "densities",
 ];
 const OVERLAY_KEYS = ["hoveredId", "clickedId", "pinnedIds", "supernodes", "grouping", "focusedId", "searchMatches"];
+const HOVER_FETCH_MS = 120;
+const CARD_GAP = 14;
 
 let panelCount = 0;
 
-function describe(model, visible) {
+function describe(model, visible, edgeCount) {
   const shown = visible.reduce((a, b) => a + b, 0);
   const logits = model.nodes.filter((n) => n.kind === "logit").sort((a, b) => (b.prob ?? 0) - (a.prob ?? 0));
   const top = logits.slice(0, 3).map((n) => `"${n.token}" ${n.prob === null ? "" : `${(n.prob * 100).toFixed(1)}%`}`);
-  return `Attribution graph: ${shown} of ${model.nodes.length} nodes shown, ${model.edges.count} edges. `
+  return `Attribution graph: ${shown} of ${model.nodes.length} nodes shown, ${edgeCount} of ${model.edges.count} edges. `
     + `Top outputs: ${top.join(", ") || "none"}. Arrow keys move between nodes, Enter selects, ? lists shortcuts.`;
 }
 
@@ -44,6 +47,7 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
   let height = 0;
   let dpr = 1;
   let visible = computeVisible(model, store.snapshot());
+  let edgeOrder = visibleEdges(model, visible, store.get("edgeThreshold"));
   let layout = null;
   let grid = null;
   let rows = null; // visible node indices per row, sorted by x (keyboard navigation)
@@ -52,19 +56,43 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
   let frame = 0;
   let baseDirty = true;
   let pointer = null; // last pointer position inside the panel, for the tooltip
+  let labels = []; // logit label boxes in screen pixels (hover targets, tests)
+  let logitRoom = null; // the widest output label plus a gap (px), measured once
+  let hoverTimer = 0;
   const timings = { layoutMs: 0, baseMs: 0, overlayMs: 0, lastHover: null };
 
-  const scene = () => ({ model, layout, visible, palette, transform, width, height });
+  const scene = () => ({ model, layout, visible, edgeOrder, palette, transform, width, height });
   const indexOf = (id) => (id === null || id === undefined ? -1 : model.idToIndex.get(id) ?? -1);
 
   function relayout() {
     const t0 = performance.now();
-    layout = computeLayout(model, visible, width, height);
+    layout = computeLayout(model, visible, width, height, { logitSpacing: logitSpacing() });
     grid = buildHitGrid(layout, visible);
     rows = null;
     timings.layoutMs = performance.now() - t0;
-    summary.textContent = describe(model, visible);
+    summary.textContent = describe(model, visible, edgeOrder.length);
     schedule(true);
+  }
+
+  /** Room each output label needs (its widest label plus a gap), so logits spread to fit them. */
+  function logitSpacing() {
+    if (logitRoom === null && palette) {
+      const ctx = base.getContext("2d");
+      ctx.font = `${LABEL_FONT_SIZE}px ${palette.font}`;
+      const widths = model.nodes.filter((n) => n.kind === "logit").map((n) => ctx.measureText(logitLabel(n)).width);
+      logitRoom = Math.max(0, ...widths) + 10;
+    }
+    return logitRoom ?? 0;
+  }
+
+  function measureLabels() {
+    const ctx = base.getContext("2d");
+    ctx.font = `${LABEL_FONT_SIZE}px ${palette?.font ?? "sans-serif"}`;
+    labels = layout ? logitLabelLayout(scene(), (text) => ctx.measureText(text).width) : [];
+  }
+
+  function publishCounts() {
+    store.set({ shown: { nodes: visible.reduce((a, b) => a + b, 0), edges: edgeOrder.length } });
   }
 
   function resize() {
@@ -107,6 +135,7 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
       const ctx = base.getContext("2d");
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       drawBase(ctx, current, { dim: store.get("clickedId") !== null });
+      measureLabels();
       baseDirty = false;
       timings.baseMs = performance.now() - t0;
     }
@@ -131,10 +160,29 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
     return { px, py, x: (px - transform.x) / transform.k, y: (py - transform.y) / transform.k };
   }
 
+  /** The node under the pointer: a node within reach, else the logit whose label it is on. */
   function hit(event) {
     if (!grid) return -1;
     const point = toWorld(event);
-    return nearestNode(grid, point.x, point.y, (screenRadius(scene()) + 5) / transform.k);
+    const index = nearestNode(grid, point.x, point.y, (screenRadius(scene()) + 5) / transform.k);
+    if (index >= 0) return index;
+    const label = labels.find((b) => point.px >= b.x0 && point.px <= b.x1 && point.py >= b.y0 && point.py <= b.y1);
+    return label ? label.index : -1;
+  }
+
+  /** Put the card next to the pointer (or node), flipped and clamped so it stays in the panel. */
+  function placeTooltip(at) {
+    tooltip.style.left = "0px";
+    tooltip.style.top = "0px";
+    tooltip.style.maxWidth = `${Math.max(160, Math.min(380, width - 16))}px`;
+    const w = tooltip.offsetWidth;
+    const h = tooltip.offsetHeight;
+    let left = at.px + CARD_GAP;
+    if (left + w > width - 4) left = at.px - CARD_GAP - w;
+    let top = at.py + CARD_GAP;
+    if (top + h > height - 4) top = at.py - CARD_GAP - h;
+    tooltip.style.left = `${Math.round(Math.max(4, Math.min(left, width - w - 4)))}px`;
+    tooltip.style.top = `${Math.round(Math.max(4, Math.min(top, height - h - 4)))}px`;
   }
 
   function showTooltip() {
@@ -146,14 +194,26 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
       return;
     }
     const node = model.nodes[index];
-    replace(tooltip, renderTooltip(model, node, labelOf(model, state, index)));
-    const at = state.hoveredId && pointer ? pointer : { px: sx(scene(), index), py: sy(scene(), index) };
-    tooltip.style.left = at.px > width - 300 ? "" : `${at.px + 14}px`;
-    tooltip.style.right = at.px > width - 300 ? `${width - at.px + 14}px` : "";
-    tooltip.style.top = at.py > height - 170 ? "" : `${at.py + 14}px`;
-    tooltip.style.bottom = at.py > height - 170 ? `${height - at.py + 14}px` : "";
+    replace(tooltip, renderTooltip(model, node, labelOf(model, state, index), {
+      dashboard: state.dashboards.get(node.id),
+      withCard: node.kind === "feature" && actions.hasDashboards(),
+      hasPage: actions.featurePageUrl(node.id) !== null,
+    }));
     tooltip.hidden = false;
+    placeTooltip(state.hoveredId && pointer ? pointer : { px: sx(scene(), index), py: sy(scene(), index) });
     if (timings.lastHover && timings.lastHover.tooltip === null) timings.lastHover.tooltip = performance.now();
+  }
+
+  /** Fetch the hovered (or focused) feature's dashboard once the pointer has rested on it. */
+  function prefetchDashboard(state) {
+    clearTimeout(hoverTimer);
+    const id = state.hoveredId ?? state.focusedId;
+    const index = indexOf(id);
+    if (index < 0 || model.nodes[index].kind !== "feature" || !actions.hasDashboards()) return;
+    hoverTimer = setTimeout(() => {
+      const now = store.snapshot();
+      if ((now.hoveredId ?? now.focusedId) === id) actions.loadDashboard(id);
+    }, HOVER_FETCH_MS);
   }
 
   function onPointerMove(event) {
@@ -239,8 +299,17 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
     const next = computeVisible(model, store.snapshot());
     if (!masksDiffer(next, visible)) return;
     visible = next;
+    edgeOrder = visibleEdges(model, visible, store.get("edgeThreshold"));
+    publishCounts();
     relayout();
     showTooltip();
+  }
+
+  function recomputeEdges() {
+    edgeOrder = visibleEdges(model, visible, store.get("edgeThreshold"));
+    publishCounts();
+    summary.textContent = describe(model, visible, edgeOrder.length);
+    schedule(true);
   }
 
   const zoom = d3.zoom().scaleExtent([1, 40]).on("zoom", (event) => {
@@ -257,9 +326,11 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
 
   const unsubscribe = [
     store.on(VISIBILITY_KEYS, recomputeVisible),
+    store.on(["edgeThreshold"], recomputeEdges),
+    store.on(["hoveredId", "focusedId"], prefetchDashboard),
     store.on(["clickedId"], () => schedule(true)),
     store.on(OVERLAY_KEYS, () => schedule(false)),
-    store.on(["hoveredId", "focusedId", "clerps", "serverLabels"], showTooltip),
+    store.on(["hoveredId", "focusedId", "clerps", "serverLabels", "dashboards"], showTooltip),
     store.on(["theme"], () => {
       palette = readPalette(root);
       schedule(true);
@@ -272,6 +343,7 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
     /** Size the canvases and paint synchronously; call once the element is in the document. */
     start() {
       palette = readPalette(root);
+      publishCounts();
       resize();
       paint();
       observer.observe(element);
@@ -284,6 +356,15 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
     zoomBy: (factor) => zoom.scaleBy(d3.select(overlay), factor),
     resetZoom: () => zoom.transform(d3.select(overlay), d3.zoomIdentity),
     visibleIds: () => model.nodes.filter((n) => visible[n.index]).map((n) => n.id),
+    visibleEdgeCount: () => edgeOrder.length,
+    /** The output labels as drawn: [{id, text, full, x0, y0, x1, y1}] in client coordinates. */
+    logitLabelBoxes() {
+      const rect = overlay.getBoundingClientRect();
+      return labels.map((b) => ({
+        id: model.nodes[b.index].id, text: b.text, full: b.full,
+        x0: rect.left + b.x0, x1: rect.left + b.x1, y0: rect.top + b.y0, y1: rect.top + b.y1,
+      }));
+    },
     /** Client (viewport) coordinates of a visible node, or null. */
     nodeScreenPosition(id) {
       const index = indexOf(id);
@@ -294,6 +375,7 @@ export function createGraphPanel({ store, model, actions, root, announce }) {
     destroy() {
       unsubscribe.forEach((off) => off());
       observer.disconnect();
+      clearTimeout(hoverTimer);
       if (frame) cancelAnimationFrame(frame);
     },
   };

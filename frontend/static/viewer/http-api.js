@@ -1,8 +1,12 @@
 // The api adapter for the Glassbox server (server/routes): feature dashboards and labels by
-// (model, transcoder set, layer, index), label edits with optimistic versions, saved subgraphs.
-// Writes send the session's CSRF token (a readable cookie) in X-CSRF-Token.
+// (model, transcoder set, layer, index), label edits with optimistic versions, saved subgraphs,
+// and interventions on the graph's prompt (a job, followed until it ends). Requests go through
+// lib/http.js, which sends the session's CSRF token and turns error bodies into messages.
+import { CSRF_COOKIE, createClient } from "../lib/http.js";
 
 const BATCH_LIMIT = 1000;
+const POLL_MS = 500;
+const RUNNING = new Set(["queued", "running"]);
 
 /** (layer, index) of a feature node id "{layer}_{index}_{pos}"; null for other nodes. */
 export function featureRef(nodeId) {
@@ -10,52 +14,33 @@ export function featureRef(nodeId) {
   return match ? { layer: Number(match[1]), index: Number(match[2]) } : null;
 }
 
-function readCookie(doc, name) {
-  for (const part of (doc?.cookie ?? "").split(";")) {
-    const [key, ...rest] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(rest.join("="));
-  }
-  return null;
+/** The body of POST /api/graphs/{slug}/interventions for the viewer's payload. */
+export function interventionBody({ interventions, maxNewTokens, constrained }) {
+  return {
+    interventions: interventions.map(({ layer, featureIndex, pos, mode, value }) => ({
+      layer, feature: featureIndex, pos, mode, value,
+    })),
+    max_new_tokens: maxNewTokens,
+    constrained: Boolean(constrained),
+  };
 }
 
-/** Error with the server's `{"error": {"message": ...}}` sentence when there is one. */
-async function failure(response) {
-  let message = `${response.status} ${response.statusText}`;
-  let details = null;
-  try {
-    const body = await response.json();
-    if (body?.error?.message) message = body.error.message;
-    details = body?.error?.details ?? null;
-  } catch {
-    // not JSON: keep the status line
-  }
-  const error = new Error(message);
-  error.status = response.status;
-  error.details = details;
-  return error;
-}
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The adapter for one graph page. Without `model` and `transcoders` (imported graphs) there are
+ * no dashboards, server labels or interventions; without `graphSlug` no subgraph saves.
+ * `fetchImpl`, `cookies` and `pollMs` are for tests.
+ */
 export function createHttpApi({
-  model, transcoders, graphSlug = null, baseUrl = "", csrfCookie = "glassbox_csrf",
-  fetchImpl = globalThis.fetch.bind(globalThis), doc = globalThis.document,
+  model = null, transcoders = null, graphSlug = null, baseUrl = "", csrfCookie = CSRF_COOKIE,
+  fetchImpl = undefined, cookies = undefined, pollMs = POLL_MS,
 } = {}) {
+  const request = createClient({ baseUrl, csrfCookie, fetchImpl, cookies });
   const versions = new Map(); // "layer/index" -> label_version last seen
   const hasFeatures = Boolean(model && transcoders);
-  const featureBase = hasFeatures ? `${baseUrl}/api/features/${encodeURIComponent(model)}/${encodeURIComponent(transcoders)}` : null;
-
-  async function request(method, url, body) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method !== "GET") {
-      const token = readCookie(doc, csrfCookie);
-      if (token) headers["X-CSRF-Token"] = token;
-    }
-    const response = await fetchImpl(url, {
-      method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!response.ok) throw await failure(response);
-    return response.status === 204 ? null : response.json();
-  }
+  const featureBase = hasFeatures ? `/api/features/${encodeURIComponent(model)}/${encodeURIComponent(transcoders)}` : null;
+  const graphBase = graphSlug ? `/api/graphs/${encodeURIComponent(graphSlug)}` : null;
 
   /** Features for node ids, in batches the server accepts; returns node id -> FeaturePublic. */
   async function batch(nodeIds, includeDashboards) {
@@ -82,41 +67,56 @@ export function createHttpApi({
     return result;
   }
 
-  const api = {
-    async fetchFeatures(nodeIds) {
+  async function saveLabel({ nodeId, label }) {
+    const ref = featureRef(nodeId);
+    if (!ref) throw new Error("only feature nodes have labels on the server");
+    const key = `${ref.layer}/${ref.index}`;
+    try {
+      const feature = await request("PUT", `${featureBase}/${ref.layer}/${ref.index}/label`, {
+        text: label, base_version: versions.get(key) ?? 0,
+      });
+      versions.set(key, feature.label_version);
+      return feature;
+    } catch (error) {
+      // 409: someone saved meanwhile; the next save is based on their version.
+      const current = error.details?.label_version;
+      if (error.status === 409 && typeof current === "number") versions.set(key, current);
+      throw error;
+    }
+  }
+
+  /** Queue the interventions and follow the job; resolves to its result, rejects if it fails. */
+  async function runInterventions(payload, { onProgress = () => {} } = {}) {
+    let job = await request("POST", `${graphBase}/interventions`, interventionBody(payload));
+    while (RUNNING.has(job.status)) {
+      onProgress({ status: job.status, phase: job.phase ?? null });
+      await sleep(pollMs);
+      job = await request("GET", `/api/jobs/${encodeURIComponent(job.id)}`);
+    }
+    if (job.status !== "done") throw new Error(`The job ${job.status}${job.error ? `: ${job.error}` : ""}`);
+    return job.result;
+  }
+
+  const api = {};
+  if (hasFeatures) {
+    /** The server's feature page (server/routes/pages.py feature_url) of a feature node id. */
+    api.featureUrl = (nodeId) => {
+      const ref = featureRef(nodeId);
+      return ref ? `/features/${encodeURIComponent(model)}/${encodeURIComponent(transcoders)}/${ref.layer}/${ref.index}` : null;
+    };
+    api.fetchFeatures = async (nodeIds) => {
       const features = await batch(nodeIds, true);
       return new Map([...features].map(([id, f]) => [id, f.dashboard ?? null]));
-    },
-    async fetchLabels(nodeIds) {
+    };
+    api.fetchLabels = async (nodeIds) => {
       const features = await batch(nodeIds, false);
       return new Map([...features].map(([id, f]) => [id, f.label ?? f.auto_label ?? null]));
-    },
-    async saveLabel({ nodeId, label }) {
-      const ref = featureRef(nodeId);
-      if (!ref) throw new Error("only feature nodes have labels on the server");
-      const key = `${ref.layer}/${ref.index}`;
-      try {
-        const feature = await request("PUT", `${featureBase}/${ref.layer}/${ref.index}/label`, {
-          text: label, base_version: versions.get(key) ?? 0,
-        });
-        versions.set(key, feature.label_version);
-        return feature;
-      } catch (error) {
-        // 409: someone saved meanwhile; the next save is based on their version.
-        const current = error.details?.label_version;
-        if (error.status === 409 && typeof current === "number") versions.set(key, current);
-        throw error;
-      }
-    },
-  };
-  if (!hasFeatures) {
-    delete api.fetchFeatures;
-    delete api.fetchLabels;
-    delete api.saveLabel;
+    };
+    api.saveLabel = saveLabel;
   }
-  if (graphSlug) {
+  if (graphBase) {
     api.saveSubgraph = ({ name, pinnedIds, supernodes, labelOverrides, pruningThreshold, densityThreshold }) =>
-      request("POST", `${baseUrl}/api/graphs/${encodeURIComponent(graphSlug)}/subgraphs`, {
+      request("POST", `${graphBase}/subgraphs`, {
         title: name,
         pinned_ids: pinnedIds,
         supernodes,
@@ -125,5 +125,6 @@ export function createHttpApi({
         density_threshold: densityThreshold,
       });
   }
+  if (graphBase && hasFeatures) api.runInterventions = runInterventions;
   return api;
 }

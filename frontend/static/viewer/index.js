@@ -3,21 +3,24 @@
 //   import { mountGraphViewer } from "/static/viewer/index.js";
 //   const viewer = await mountGraphViewer(element, {
 //     graphUrl: "/api/graphs/abc.json",          // or graphJson: {...}
-//     api: { fetchFeatures, saveLabel, fetchLabels, saveSubgraph },  // all optional
-//     initialState: { pinnedIds: [...], pruningThreshold: 0.6, theme: "dark" },
+//     api: { fetchFeatures, saveLabel, fetchLabels, saveSubgraph, runInterventions },  // all optional
+//     initialState: { pinnedIds: [...], pruningThreshold: 0.6, edgeThreshold: 0.5, theme: "dark" },
 //   });
 //
 // Every server call goes through `api`, so the viewer runs without a server (see
 // frontend/README.md for the adapter contract). State precedence: defaults < the graph's qParams
 // < initialState < the page URL (when syncUrl is on, the default).
-import { el, replace } from "./dom.js";
+import { el, replace } from "../lib/dom.js";
 import { createActions } from "./actions.js";
 import { createControls } from "./controls.js";
 import { createDetailsPanel } from "./details-panel.js";
 import { createDialogs } from "./dialogs.js";
 import { download, exportGraphJson, exportPng, exportSvg, fileStem } from "./export.js";
+import { computeVisible, defaultEdgeThreshold, defaultPruning } from "./filters.js";
 import { buildModel } from "./graph-model.js";
 import { createGraphPanel } from "./graph-panel.js";
+import { createGraphHeader } from "./header.js";
+import { createInterventionsPanel } from "./interventions-panel.js";
 import { attachKeyboard } from "./keyboard.js";
 import { createStore } from "./state.js";
 import { createSubgraphPanel } from "./subgraph-panel.js";
@@ -26,14 +29,15 @@ import { URL_KEYS, cleanClerps, cleanSupernodes, shareUrl, stateFromQParams, sta
 
 const URL_SYNC_DELAY_MS = 200;
 
+/** Defaults; the edge threshold is left undefined here and computed once the nodes are known. */
 function defaultState(model) {
-  const threshold = model.metadata.node_threshold;
   return {
     // mirrored in the URL
     pinnedIds: [],
     supernodes: [],
     clerps: new Map(),
-    pruningThreshold: typeof threshold === "number" && threshold > 0 ? threshold : 1,
+    pruningThreshold: defaultPruning(model),
+    edgeThreshold: undefined,
     densityThreshold: null,
     clickedId: null,
     hideErrors: false,
@@ -49,7 +53,21 @@ function defaultState(model) {
     serverLabels: new Map(),
     dashboards: new Map(),
     densities: new Map(),
+    shown: { nodes: 0, edges: 0 },
+    subgraphExpanded: false,
   };
+}
+
+/** The starting state: defaults < the graph's qParams < initialState < the page URL. */
+function startingState(model, initialState, syncUrl) {
+  const state = {
+    ...defaultState(model),
+    ...stateFromQParams(model, model.graph.qParams),
+    ...normalizeInitial(model, initialState),
+    ...(syncUrl ? stateFromUrl(model, globalThis.location?.search ?? "") : {}),
+  };
+  if (state.edgeThreshold === undefined) state.edgeThreshold = defaultEdgeThreshold(model, computeVisible(model, state));
+  return state;
 }
 
 /** initialState uses the URL's vocabulary (arrays, [[key, label]] clerps); make it state-shaped. */
@@ -62,7 +80,7 @@ function normalizeInitial(model, initial) {
     const pairs = initial.clerps instanceof Map ? [...initial.clerps] : Array.isArray(initial.clerps) ? initial.clerps : Object.entries(initial.clerps ?? {});
     state.clerps = cleanClerps(model, pairs);
   }
-  for (const key of ["pruningThreshold", "densityThreshold"]) {
+  for (const key of ["pruningThreshold", "edgeThreshold", "densityThreshold"]) {
     if (typeof initial[key] === "number" || initial[key] === null) state[key] = initial[key];
   }
   if (typeof initial.clickedId === "string" && model.idToIndex.has(initial.clickedId)) state.clickedId = initial.clickedId;
@@ -99,7 +117,9 @@ function ensureStylesheet(doc) {
 }
 
 export async function mountGraphViewer(element, options = {}) {
-  const { graphUrl = null, graphJson = null, api = {}, initialState = {}, syncUrl = true, stylesheet = true } = options;
+  const {
+    graphUrl = null, graphJson = null, api = {}, initialState = {}, syncUrl = true, stylesheet = true, loginUrl = null,
+  } = options;
   const timings = { start: performance.now() };
   replace(element, el("p", { class: "gbv-loading", role: "status", text: "Loading graph…" }));
   let model;
@@ -116,12 +136,7 @@ export async function mountGraphViewer(element, options = {}) {
     throw error;
   }
 
-  const store = createStore({
-    ...defaultState(model),
-    ...stateFromQParams(model, model.graph.qParams),
-    ...normalizeInitial(model, initialState),
-    ...(syncUrl ? stateFromUrl(model, globalThis.location?.search ?? "") : {}),
-  });
+  const store = createStore(startingState(model, initialState, syncUrl));
   const actions = createActions(store, model, api);
   const root = el("div", { class: "gbv", "data-theme": store.get("theme") });
   // Registered before any panel, so the canvas reads the new theme's colours when it repaints.
@@ -130,6 +145,7 @@ export async function mountGraphViewer(element, options = {}) {
       root.dataset.theme = state.theme;
     }),
     store.on(["groupingActive"], (state) => root.classList.toggle("gbv-grouping", state.groupingActive)),
+    store.on(["subgraphExpanded"], (state) => root.classList.toggle("gbv-sg-expanded", state.subgraphExpanded)),
   ];
   const live = el("div", { class: "gbv-sr-only", "aria-live": "polite" });
   const announce = (text) => {
@@ -148,18 +164,25 @@ export async function mountGraphViewer(element, options = {}) {
     exportJson: () => download(root, new Blob([JSON.stringify(exportGraphJson(model, store.snapshot()))], { type: "application/json" }), `${fileStem(model)}.json`),
   };
   const controls = createControls({ store, model, actions, commands });
+  const header = createGraphHeader({ store, model });
   const details = createDetailsPanel({ store, model, actions });
   const subgraph = createSubgraphPanel({ store, model, actions, api });
+  const interventions = typeof api.runInterventions === "function"
+    ? createInterventionsPanel({ store, model, api, loginUrl })
+    : null;
   const dialogs = createDialogs({ store, model, actions, getShareUrl });
   root.append(
     controls.element,
-    el("div", { class: "gbv-main" }, graphPanel.element, el("aside", { class: "gbv-side", "aria-label": "Panels" }, details.element, subgraph.element)),
+    header.element,
+    el("div", { class: "gbv-main" }, graphPanel.element,
+      el("aside", { class: "gbv-side", "aria-label": "Panels" }, details.element, subgraph.element, interventions?.element)),
     dialogs.element,
     live);
   replace(element, root);
 
   const cleanups = [
-    controls.destroy, details.destroy, subgraph.destroy, dialogs.destroy, graphPanel.destroy,
+    controls.destroy, header.destroy, details.destroy, subgraph.destroy, dialogs.destroy, graphPanel.destroy,
+    ...(interventions ? [interventions.destroy] : []),
     attachKeyboard({ root, store, actions, commands }),
     ...rootCallbacks,
   ];
@@ -190,6 +213,8 @@ export async function mountGraphViewer(element, options = {}) {
     setState: (patch) => store.set(patch),
     shareUrl: getShareUrl,
     visibleNodeIds: graphPanel.visibleIds,
+    visibleEdgeCount: graphPanel.visibleEdgeCount,
+    logitLabelBoxes: graphPanel.logitLabelBoxes,
     nodeScreenPosition: graphPanel.nodeScreenPosition,
     exportGraphJson: () => exportGraphJson(model, store.snapshot()),
     exportSvg: () => exportSvg(graphPanel.scene(), store.snapshot()),

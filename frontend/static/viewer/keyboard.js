@@ -8,8 +8,9 @@ export const SHORTCUTS = [
   ["Enter", "Select the focused node"],
   ["Ctrl/Cmd + click, Ctrl/Cmd + Enter", "Pin or unpin a node"],
   ["p", "Pin or unpin the selected node"],
-  ["Hold g + click or Enter", "Group nodes into a named supernode"],
-  ["[ and ]", "Lower or raise the pruning threshold"],
+  ["Hold g + click or Enter", "Group nodes into a named supernode (or use “Group nodes” in the subgraph panel)"],
+  ["[ and ]", "Show fewer or more nodes (the pruning threshold)"],
+  ["{ and }", "Draw fewer or more edges"],
   ["e", "Hide or show error nodes"],
   ["t", "Switch between dark and light theme"],
   ["s", "Share: copy a link to this exact view"],
@@ -38,6 +39,7 @@ export function attachKeyboard({ root, store, actions, commands }) {
     else if (state.dialog === "group") actions.cancelGrouping();
     else if (state.dialog) store.set({ dialog: null });
     else if (state.grouping.length) actions.cancelGrouping();
+    else if (state.subgraphExpanded) store.set({ subgraphExpanded: false });
     else if (state.clickedId) actions.selectNode(null);
     else if (state.search) store.set({ search: "" });
   }
@@ -51,6 +53,8 @@ export function attachKeyboard({ root, store, actions, commands }) {
     s: () => commands.share(),
     "[": () => store.set({ pruningThreshold: round2(Math.max(0, (store.get("pruningThreshold") ?? 1) - 0.05)) }),
     "]": () => store.set({ pruningThreshold: round2(Math.min(1, (store.get("pruningThreshold") ?? 1) + 0.05)) }),
+    "{": () => store.set({ edgeThreshold: round2(Math.max(0, (store.get("edgeThreshold") ?? 1) - 0.05)) }),
+    "}": () => store.set({ edgeThreshold: round2(Math.min(1, (store.get("edgeThreshold") ?? 1) + 0.05)) }),
     "+": () => commands.zoomBy(1.5),
     "=": () => commands.zoomBy(1.5),
     "-": () => commands.zoomBy(1 / 1.5),

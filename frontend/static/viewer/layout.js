@@ -1,6 +1,8 @@
 // Neuronpedia-style layout: token positions across, embeddings at the bottom, one row per layer,
 // logits on top. A position's column is as wide as its busiest row needs; nodes in a cell are
-// spread evenly and staggered up and down when they would overlap.
+// spread evenly and staggered up and down when they would overlap. The logit row holds nothing
+// else, so its nodes may spread beyond their column (`logitSpacing` apart, as far as the width
+// allows): their labels then sit right above them instead of piling up.
 
 export const MARGIN = { left: 40, right: 24, top: 62, bottom: 54 };
 
@@ -32,7 +34,16 @@ function columnWidths(model, counts, innerWidth) {
   return columns;
 }
 
-export function computeLayout(model, visible, width, height) {
+/** x of the first node of a logit cell and the spacing, kept inside the drawing area. */
+function logitCell(column, count, spacing, logitSpacing, width) {
+  const inner = width - MARGIN.left - MARGIN.right;
+  const wide = Math.max(spacing, Math.min(logitSpacing, inner / Math.max(1, count)));
+  const span = count * wide;
+  const start = Math.max(MARGIN.left, Math.min(column.center - span / 2, width - MARGIN.right - span));
+  return { start, spacing: wide };
+}
+
+export function computeLayout(model, visible, width, height, { logitSpacing = 0 } = {}) {
   const innerWidth = Math.max(50, width - MARGIN.left - MARGIN.right);
   const innerHeight = Math.max(50, height - MARGIN.top - MARGIN.bottom);
   const counts = cellCounts(model, visible);
@@ -52,8 +63,9 @@ export function computeLayout(model, visible, width, height) {
     const node = model.nodes[index];
     const cell = node.row * model.nPos + node.ctx;
     const column = columns[node.ctx];
-    const spacing = spacings[node.ctx];
-    const start = column.center - (counts[cell] * spacing) / 2;
+    let spacing = spacings[node.ctx];
+    let start = column.center - (counts[cell] * spacing) / 2;
+    if (node.kind === "logit") ({ start, spacing } = logitCell(column, counts[cell], spacing, logitSpacing, width));
     const i = seen[cell]++;
     x[index] = start + (i + 0.5) * spacing;
     const offset = stagger && counts[cell] > 1 ? (i % 2 ? 0.16 : -0.16) * rowH : 0;

@@ -1,6 +1,6 @@
 // Search nodes by label, token or id. Matches are ringed on the graph; the first few are listed
 // as buttons (Enter picks the first, arrow keys walk the list).
-import { el, replace } from "./dom.js";
+import { el, replace } from "../lib/dom.js";
 import { layerName } from "./format.js";
 import { labelOf } from "./graph-model.js";
 

@@ -1,11 +1,13 @@
 // The part of the state that a URL carries, under Neuronpedia's parameter names:
 //   pinnedIds=a,b,c   supernodes=[["name","id",...],...]   clerps=[["featureKey","label"],...]
-//   pruningThreshold=0.8   densityThreshold=0.99   clickedId=id   (+ hideErrors=1, ours)
+//   pruningThreshold=0.8   densityThreshold=0.99   clickedId=id
+// plus two of ours: hideErrors=1 and edgeThreshold=0.4 (the share of each node's input weight
+// whose strongest edges are drawn; filters.js).
 // clerps are keyed like Neuronpedia's featureId (`${layer}_${feature}_${ctx_idx}`); node ids are
 // accepted too when reading. Other query parameters of the page are left untouched.
 
 export const URL_KEYS = [
-  "pinnedIds", "supernodes", "clerps", "pruningThreshold", "densityThreshold", "clickedId", "hideErrors",
+  "pinnedIds", "supernodes", "clerps", "pruningThreshold", "edgeThreshold", "densityThreshold", "clickedId", "hideErrors",
 ];
 
 function parseJson(text) {
@@ -69,6 +71,8 @@ export function stateFromUrl(model, search) {
   if (params.has("clerps")) state.clerps = cleanClerps(model, parseJson(params.get("clerps")));
   const pruning = threshold(params.get("pruningThreshold"));
   if (pruning !== undefined) state.pruningThreshold = pruning;
+  const edges = threshold(params.get("edgeThreshold"));
+  if (edges !== undefined) state.edgeThreshold = edges;
   const density = threshold(params.get("densityThreshold"));
   if (density !== undefined) state.densityThreshold = density;
   const clicked = params.get("clickedId");
@@ -90,6 +94,7 @@ export function writeUrlState(url, model, state) {
   const clerps = [...state.clerps].map(([id, label]) => [model.nodes[model.idToIndex.get(id)].featureKey, label]);
   setOrDelete(params, "clerps", clerps.length ? JSON.stringify(clerps) : null);
   setOrDelete(params, "pruningThreshold", state.pruningThreshold === null ? null : String(state.pruningThreshold));
+  setOrDelete(params, "edgeThreshold", state.edgeThreshold === null || state.edgeThreshold === undefined ? null : String(state.edgeThreshold));
   setOrDelete(params, "densityThreshold", state.densityThreshold === null ? null : String(state.densityThreshold));
   setOrDelete(params, "clickedId", state.clickedId);
   setOrDelete(params, "hideErrors", state.hideErrors ? "1" : null);

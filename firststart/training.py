@@ -1,0 +1,67 @@
+"""The setup's transcoders: a budgeted run of the one trainer API (glassbox.training.api).
+
+The run works in `<out_dir>.training` and resumes from the checkpoint a stopped setup left
+there; the finished set is then moved to `out_dir` in one rename, so a folder at `out_dir` is
+always a whole set (the setup's "transcoders" step checks for it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from firststart.pipeline import StepProgress
+from glassbox.training.api import train_transcoders as train
+from glassbox.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY_S = 60.0
+
+
+def train_transcoders(
+    model: Any,
+    *,
+    corpus: str,
+    out_dir: Path,
+    budget_s: float,
+    n_features: int,
+    name: str,
+    progress: StepProgress,
+    options: dict[str, Any] | None = None,
+) -> Path:
+    """Train a per-layer set on `corpus` within `budget_s` seconds; returns `out_dir`.
+
+    options: more TrainConfig fields (tests use tiny sequences and a token budget)."""
+    values: dict[str, Any] = {
+        "model": model.name,
+        "corpus": corpus,
+        "n_features": n_features,
+        "budget_s": budget_s,
+        "checkpoint_every_s": CHECKPOINT_EVERY_S,
+    }
+    config = TrainConfig(**(values | (options or {})))
+    work = out_dir.with_name(out_dir.name + ".training")
+
+    def on_step(info: dict[str, Any]) -> None:
+        fvu = info.get("mean_fvu")
+        detail = f"training step {info.get('step')}/{info.get('total_steps')}"
+        progress(float(info.get("fraction", 0.0)), detail + (f", FVU {fvu:.3f}" if fvu is not None else ""))
+
+    log.info("training transcoders for %s into %s (budget %.0f s)", model.name, out_dir, budget_s)
+    train(config, work, model=model, resume=True, evaluate=False, progress=on_step, name=name)
+    _publish(work, out_dir)
+    return out_dir
+
+
+def _publish(work: Path, out_dir: Path) -> None:
+    """Move the finished set into place: `out_dir` appears complete or not at all."""
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
+    if out_dir.exists():
+        os.rename(out_dir, tmp)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(work, out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
