@@ -40,7 +40,7 @@ def get_transcoder_set(
         found = [t for t in sets if t.is_default] or (sets if len(sets) == 1 else [])
     if not found:
         known = ", ".join(t.name for t in sets) or "none registered"
-        what = f"transcoder set {name!r}" if name else "a default transcoder set"
+        what = f"transcoder set {name!r}" if name else "default transcoder set"
         raise error(f"model {model.name!r} has no {what} (known: {known})")
     return found[0]
 

@@ -23,6 +23,7 @@ import glassbox
 from firststart.auto import start_auto_setup, stop_setup
 from persistence.db import SessionFactory, make_engine, make_sessionmaker
 from persistence.settings import Settings
+from server.admission import AdmissionMiddleware
 from server.deps import AppServices
 from server.errors import ErrorResponses, install_error_handlers
 from server.metrics import make_registry
@@ -63,7 +64,8 @@ def create_app(
     app.state.services = services
     app.state.templates = services.templates
     install_error_handlers(app)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AdmissionMiddleware, limit=settings.request_threads)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: also on the admission's 503s
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(admin_jobs.router)  # jobs admin page, setup progress, featured graphs

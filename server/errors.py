@@ -48,7 +48,7 @@ PROBLEMS: dict[int, str] = {
     413: "Over a size limit",
     422: "Invalid input: the message names the field and the rule",
     429: "Rate limited: retry after the Retry-After header's seconds",
-    503: "Busy (no free database connection or upload slot) or a dependency is down: retry after Retry-After",
+    503: "Busy (every request, database or upload slot taken) or a dependency is down: see Retry-After",
 }
 
 

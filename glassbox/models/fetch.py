@@ -66,7 +66,7 @@ def reference_kind(ref: str) -> ReferenceKind:
     from glassbox.models import demo
 
     text = ref.strip()
-    if text.startswith(("/", "~", ".")) or Path(text).expanduser().is_dir():
+    if text.startswith(("/", "~", ".")) or _is_dir(text):
         return "folder"
     if text in demo.DEMO_MODELS:
         return "demo"
@@ -76,6 +76,14 @@ def reference_kind(ref: str) -> ReferenceKind:
         f"model reference {ref!r} is neither a folder, a demo model ({', '.join(sorted(demo.DEMO_MODELS))}) "
         "nor a hub id (owner/name)"
     )
+
+
+def _is_dir(text: str) -> bool:
+    """Whether `text` names an existing folder; a name the OS refuses (too long) is not one."""
+    try:
+        return Path(text).expanduser().is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def fetch_model(ref: str, *, progress: Progress | None = None) -> ModelFacts:

@@ -34,7 +34,7 @@ from persistence.graphs import check_graph, check_upload_fields, compress, decod
 MAX_GRAPH_BYTES = 256 * 1024  # small, so huge strings also reach the 413 path
 FEATURE = "/api/features/tiny/tc/0/7"
 JSON = {"Content-Type": "application/json"}
-CLIENT_ERRORS = {400, 409, 413, 422}  # what bad data may get (never 401/403: the callers may write)
+CLIENT_ERRORS = {409, 413, 422}  # what bad data may get (never 401/403: the callers may write)
 
 PROPERTY = settings(
     derandomize=True,

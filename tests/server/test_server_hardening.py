@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 import server.limits
 from firststart import store
 from firststart.featured import FEATURED
+from persistence import registry
 from persistence.graphs import GraphOrigin, free_slug, store_graph
 from persistence.settings import Settings
 from persistence.tables import Feature, GraphRecord, GraphSource, User, Visibility
@@ -392,7 +393,7 @@ def test_the_setup_does_not_count_a_squatted_featured_slug_and_takes_it_back(pg_
     assert pg_stack.new_client().get("/", params={"format": "json"}).json()["featured"] == []
 
     with pg_stack.services.sessions() as session:
-        model = store.find_model(session, "tiny")
+        model = registry.find_model(session, "tiny")
         tset = store.find_transcoder_set(session, "tiny", "tc")
         doc = fake_graph_json(jordan.prompt, jordan.slug)
         store.store_featured_graph(
