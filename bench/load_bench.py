@@ -29,7 +29,6 @@ import asyncio
 import logging
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -278,22 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _stop(signum: int, frame: Any) -> None:
-    raise sb.Stopped(f"stopped by signal {signal.Signals(signum).name}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGALRM, _stop)
-    signal.alarm(args.max_seconds)
-    try:
-        with ExitStack() as stack:
-            run = run_bench(args, stack)
-    finally:
-        signal.alarm(0)
+    run = sb.run_bounded(run_bench, args)
     report = render(run, args)
     print(report)
     if args.append:

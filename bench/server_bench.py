@@ -1061,6 +1061,21 @@ def _stop(signum: int, frame: Any) -> None:
     raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
 
 
+def run_bounded(run_bench: Any, args: argparse.Namespace) -> Any:
+    """`run_bench(args, stack)` with logs on, stopped by SIGTERM or after `args.max_seconds`:
+    a bench always ends by itself, and its servers and workers are shut down on the way out."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGALRM, _stop)
+    signal.alarm(args.max_seconds)
+    try:
+        with ExitStack() as stack:
+            return run_bench(args, stack)
+    finally:
+        signal.alarm(0)
+
+
 def run_bench(args: argparse.Namespace, stack: ExitStack) -> Run:
     run = Run(" ".join(["python bench/server_bench.py", *sys.argv[1:]]), datetime.now(UTC), load_average())
     parts = {p.strip() for p in args.parts.split(",")}
@@ -1096,16 +1111,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.fake_worker:
         fake_worker_main()
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGALRM, _stop)
-    signal.alarm(args.max_seconds)
-    try:
-        with ExitStack() as stack:
-            run = run_bench(args, stack)
-    finally:
-        signal.alarm(0)
+    run = run_bounded(run_bench, args)
     report = render(run, args)
     print(report)
     if args.out:
