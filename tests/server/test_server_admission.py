@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio.to_thread
@@ -12,6 +13,13 @@ import httpx
 from gbx_fakes import fake_graph_json
 
 from server.admission import AdmissionMiddleware
+
+
+def run_in_own_loop(coro: Any) -> Any:
+    """Run `coro` on a fresh event loop in its own thread: earlier tests in the same process
+    (Playwright's sync API) may leave a loop running in the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 JSON = {"Content-Type": "application/json"}
 
@@ -52,7 +60,7 @@ def test_requests_past_the_limit_wait_and_then_all_get_in() -> None:
         assert gate.most_inside == 2
         return [a.status_code for a in answers]
 
-    assert asyncio.run(run()) == [200] * 6
+    assert run_in_own_loop(run()) == [200] * 6
 
 
 def test_a_request_that_waits_too_long_gets_a_503_with_retry_after() -> None:
@@ -73,7 +81,7 @@ def test_a_request_that_waits_too_long_gets_a_503_with_retry_after() -> None:
             gate.opened.set()
             assert (await first).status_code == 200
 
-    asyncio.run(run())
+    run_in_own_loop(run())
 
 
 def test_event_streams_give_their_slot_back_when_they_start() -> None:
@@ -91,7 +99,7 @@ def test_event_streams_give_their_slot_back_when_they_start() -> None:
             stream.opened.set()
             assert (await watching).status_code == 200
 
-    asyncio.run(run())
+    run_in_own_loop(run())
 
 
 def test_many_concurrent_readers_on_few_threads_get_no_503(pg_url, redis_url, make_stack) -> None:
@@ -111,4 +119,4 @@ def test_many_concurrent_readers_on_few_threads_get_no_503(pg_url, redis_url, ma
             answers = await asyncio.gather(*(client.get("/api/graphs/g") for _ in range(40)))
         return [a.status_code for a in answers]
 
-    assert asyncio.run(run()) == [200] * 40
+    assert run_in_own_loop(run()) == [200] * 40
