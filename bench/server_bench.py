@@ -795,7 +795,7 @@ def ensure_graph(args: argparse.Namespace, tiny_dirs: tuple[Path, Path]) -> tupl
     cached = glassbox_home() / "bench" / "server-bench-graph.json"
     what = (
         f"{DEMO_MODEL} + `{DEMO_TRANSCODERS.name}`, prompt {GRAPH_PROMPT!r}, "
-        f"max_feature_nodes {GRAPH_FEATURE_NODES} (`glassbox trace`, cached at `{cached}`)"
+        f"max_feature_nodes {GRAPH_FEATURE_NODES} (`glassbox trace`, cached in GLASSBOX_HOME/bench/)"
     )
     if cached.exists():
         return cached, what
