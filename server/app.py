@@ -29,7 +29,7 @@ from server.errors import ErrorResponses, install_error_handlers
 from server.metrics import make_registry
 from server.middleware import SecurityHeadersMiddleware
 from server.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from server.routes import ROUTERS, admin_jobs
+from server.routes import ROUTERS, admin_jobs, api_docs
 from server.security import password_hasher
 from server.services.preview import PreviewService
 from worker.cache import ModelCache
@@ -60,6 +60,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=_lifespan,
         responses=ErrorResponses,
+        docs_url=None,  # served from the vendored Swagger UI and ReDoc (server.routes.api_docs)
+        redoc_url=None,
     )
     app.state.services = services
     app.state.templates = services.templates
@@ -69,6 +71,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(admin_jobs.router)  # jobs admin page, setup progress, featured graphs
+    app.include_router(api_docs.router)
     static = Path(settings.frontend_dir) / "static"
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     return app
