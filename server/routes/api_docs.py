@@ -8,9 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from server.strict_json import StrictJSONRoute
+
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 
 
 @router.get("/docs", response_class=HTMLResponse)
