@@ -23,22 +23,6 @@ PROMPTS = [
 ]
 
 
-def shares(graph) -> dict[str, float]:  # noqa: ANN001 - glassbox.Graph
-    """Fractions of the total node influence held by each kind of source node."""
-    from glassbox.graph.prune import node_influence
-
-    infl = node_influence(graph).double()
-    s, e, t = graph.n_selected, graph.n_errors, graph.n_pos
-    total = float(infl[: s + e + t].sum()) or 1.0
-    tokens = infl[s + e: s + e + t]
-    return {
-        "features": float(infl[:s].sum()) / total,
-        "errors": float(infl[s: s + e].sum()) / total,
-        "bos": float(tokens[0]) / total,
-        "other tokens": float(tokens[1:].sum()) / total,
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-m", "--model", default="gemma-3-270m")
@@ -52,13 +36,14 @@ def main() -> None:
     import torch
 
     import glassbox
+    from glassbox.graph.prune import influence_shares
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model = glassbox.load_model(args.model, device="cpu")
     prompts = args.prompt or PROMPTS
     if args.featured:
-        from firststart.featured import FEATURED
+        from glassbox.examples import FEATURED
 
         prompts = [f.prompt for f in FEATURED]
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {args.model}, max_feature_nodes {args.max_feature_nodes}\n")
@@ -70,7 +55,7 @@ def main() -> None:
         for prompt in prompts:
             result = glassbox.trace(prompt, model=model, transcoders=tcs,
                                     max_feature_nodes=args.max_feature_nodes)
-            sh = shares(result.graph)
+            sh = influence_shares(result.graph)
             rows.append(sh)
             shown = " ".join(prompt.split())[:60]
             print(f"| {tcs.name} | `{shown}` | {sh['features']:.1%} | {sh['errors']:.1%} | {sh['bos']:.1%} "

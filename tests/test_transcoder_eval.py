@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from glassbox.cli import app
 from glassbox.testing import make_random_transcoders, make_tiny_model, make_tiny_model_dir
 from glassbox.training.data import eval_batches
-from glassbox.training.evaluate import _take, evaluate_transcoders
+from glassbox.training.evaluate import PromptCheck, _take, evaluate_transcoders
 from glassbox.transcoders import load_transcoders, save_transcoders
 
 SEQ = 16
@@ -138,6 +138,48 @@ def test_eval_matches_a_direct_computation(model, corpus, tmp_path, output_hook)
     assert 0.0 <= ev["graphs"][0]["replacement"] <= 1.0
 
 
+def test_heldout_and_prompt_checks_match_a_direct_computation(model, corpus, tmp_path):
+    """Held-out CE recovered and the next-token checks, against the HF model run with hooks."""
+    k = 5
+    tset = make_random_transcoders(model, activation="topk", k=k, d_transcoder=24, skip=True,
+                                   output_hook="mlp.hook_out")
+    folder = save_transcoders(tset, tmp_path / "set")
+    tset = load_transcoders(folder)
+    other = write_tiny_corpus(tmp_path / "other", n_docs=300, seed=7)  # not the corpus' text
+    prompt = "Fact : Michael Jordan plays the sport of"
+    ev = evaluate_transcoders(model, tset, str(corpus), fvu_tokens=100, ce_tokens=100, single_layer_tokens=0,
+                              prompts=(), heldout=[str(other)], heldout_tokens=150,
+                              checks=[PromptCheck(prompt, " sport"), PromptCheck(prompt)], seq_len=SEQ,
+                              batch_size=4)
+    files = _files(folder, model.n_layers)
+    held = ev["heldout"][str(other)]
+    batches = _take(eval_batches(str(other), model.tokenizer, seq_len=SEQ, batch_size=4, n_tokens=150), 150)
+
+    def ce(mode: str) -> float:
+        total, count = 0.0, 0
+        for tokens in batches:
+            s, n = _ce(_hf_run(model, tokens, files, k, mode, output_hook="mlp.hook_out")[0], tokens)
+            total, count = total + s, count + n
+        return total / count
+
+    orig, zero, spliced = ce("capture"), ce("zero"), ce("splice")
+    assert held["ce_orig"] == pytest.approx(orig, rel=1e-4)
+    assert held["ce_loss_recovered"] == pytest.approx((zero - spliced) / (zero - orig), rel=1e-3, abs=1e-3)
+    assert held["ce_loss_recovered"] != pytest.approx(ev["ce_loss_recovered"], abs=1e-6)  # other text
+    assert ev["heldout_mean_ce_loss_recovered"] == held["ce_loss_recovered"]
+
+    ids = torch.tensor([model.tokenize(prompt)])
+    target = model.tokenizer(" sport", add_special_tokens=False)["input_ids"][0]
+    for name, mode in (("original", "capture"), ("spliced", "splice")):
+        logits = _hf_run(model, ids, files, k, mode, output_hook="mlp.hook_out")[0][0, -1]
+        probs = torch.softmax(logits.float(), -1)
+        row = ev["prompt_checks"][0]
+        assert row[f"{name}_top1"] == model.tokenizer.decode([int(probs.argmax())])
+        assert row[f"{name}_expected_prob"] == pytest.approx(float(probs[target]), rel=1e-4)
+    assert ev["prompt_checks"][1]["original_expected_prob"] is None
+    assert ev["prompt_top1_kept"] == sum(r["top1_kept"] for r in ev["prompt_checks"])
+
+
 def test_eval_command_prints_table_and_saves_json(corpus, tmp_path):
     model_dir = make_tiny_model_dir(tmp_path / "model", "gemma3")
     from glassbox.testing import make_random_transcoders_dir
@@ -148,12 +190,18 @@ def test_eval_command_prints_table_and_saves_json(corpus, tmp_path):
                                    "-c", str(corpus),
                                    "--seq-len", str(SEQ), "--fvu-tokens", "200", "--ce-tokens", "100",
                                    "--single-layer-tokens", "50", "--max-feature-nodes", "20", "-o", str(out),
+                                   "--heldout", str(corpus), "--heldout-tokens", "100",
                                    "--dtype", "float32", "-q"])
     assert res.exit_code == 0, res.output
     assert "| layer | FVU |" in res.output and "CE loss recovered" in res.output
-    assert "replacement" in res.output
+    assert "replacement" in res.output and "(held out)" in res.output and "Top-1 kept" in res.output
     data = json.loads(out.read_text())
     assert len(data["per_layer"]) == 2 and len(data["graphs"]) == 3
+    assert list(data["heldout"]) == [str(corpus)] and data["prompt_checks"]
+
+    missing = CliRunner().invoke(app, ["transcoders", "eval", "-m", str(model_dir), "-t", str(tcs), "-c",
+                                       str(corpus), "--heldout", "no-such-set", "-q"])
+    assert missing.exit_code != 0 and "neither a built corpus nor a held-out set" in missing.output
 
 
 def test_eval_command_bad_input_is_one_line(tmp_path):

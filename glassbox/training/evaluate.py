@@ -9,7 +9,12 @@ output whenever MLPs are replaced, as circuit-tracer treats it separately):
 - CE loss recovered = (CE_zero - CE_spliced) / (CE_zero - CE_orig), where CE_zero has every MLP
   output zeroed (but at BOS) and CE_spliced has every MLP replaced by its transcoder at once;
 - single-layer rows replace one MLP only;
-- replacement / completeness scores of standard prompts come from `glassbox.trace`.
+- replacement / completeness scores of standard prompts come from `glassbox.trace`;
+- held-out sets (`heldout`): FVU, L0, dead features and CE recovered again, on corpora built from
+  sources no training corpus contains (glassbox.corpus.recipes), so a set that only fits text like
+  its training data shows it;
+- prompt checks: for each prompt, the original and the fully spliced model's top-1 next token and
+  the probability each gives the expected token.
 All transcoder math is the saved set's own (`TranscoderSet.encode/activate`), in float32.
 """
 
@@ -18,11 +23,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from glassbox.errors import GlassboxError
 from glassbox.models.forward import run_forward
 from glassbox.models.hooks import layer_hooks
 from glassbox.models.loaded import LoadedModel
@@ -38,6 +46,38 @@ STANDARD_PROMPTS = (
     'The opposite of "small" is "',
 )
 Report = Callable[[str, float], None]
+
+
+def default_checks() -> tuple[PromptCheck, ...]:
+    """The featured examples' prompts and answers (glassbox.examples): a set that loses them when it
+    replaces every MLP makes graphs of a model that no longer says what the real one says."""
+    from glassbox.examples import FEATURED
+
+    return tuple(PromptCheck(item.prompt, item.expected) for item in FEATURED)
+
+
+def heldout_corpora(names: Sequence[str], *, tokenizer: str | None = None) -> list[str]:
+    """The held-out corpora, built (from Debian packages) when missing; a clear error if one cannot be."""
+    from glassbox.corpus import build_corpus, find_corpus
+    from glassbox.corpus.recipes import RECIPES
+
+    out = []
+    for name in names:
+        if find_corpus(name) is None and not Path(name).expanduser().exists():
+            if name not in RECIPES or not RECIPES[name].heldout:
+                raise GlassboxError(f"{name!r} is neither a built corpus nor a held-out set "
+                                    f"({', '.join(n for n, r in RECIPES.items() if r.heldout)})")
+            build_corpus(name, tokenizer=tokenizer, progress=False)
+        out.append(name)
+    return out
+
+
+@dataclass(frozen=True)
+class PromptCheck:
+    """A prompt and the token a model that gets it right puts next ('' when there is none)."""
+
+    prompt: str
+    expected: str = ""
 
 
 class DenseTranscoders:
@@ -186,20 +226,65 @@ def ce_metrics(model: LoadedModel, dense: DenseTranscoders, batches: Sequence[to
     return out
 
 
+@torch.no_grad()
+def prompt_checks(model: LoadedModel, dense: DenseTranscoders, checks: Sequence[PromptCheck]
+                  ) -> list[dict[str, Any]]:
+    """Top-1 next token and the expected token's probability, original and with every MLP replaced."""
+    tset = dense.tset
+    override = splice_override(model, [dense.layer_fn(layer) for layer in range(model.n_layers)],
+                               input_hook=tset.input_hook, output_hook=tset.output_hook)
+    rows = []
+    for check in checks:
+        ids = model.tokenize(check.prompt)
+        expected = (model.tokenizer(check.expected, add_special_tokens=False)["input_ids"] or [None])[0] \
+            if check.expected else None
+        row: dict[str, Any] = {"prompt": check.prompt, "expected": check.expected or None}
+        for name, mlp in (("original", None), ("spliced", override)):
+            logits = model.forward(ids, mlp_override=mlp, keep_layers=False, logits_at="last").logits[0, -1]
+            probs = torch.softmax(logits.float(), dim=-1)
+            top = int(probs.argmax())
+            row[f"{name}_top1"] = model.tokenizer.decode([top])
+            row[f"{name}_top1_prob"] = float(probs[top])
+            row[f"{name}_expected_prob"] = None if expected is None else float(probs[int(expected)])
+        row["top1_kept"] = row["original_top1"] == row["spliced_top1"]
+        rows.append(row)
+    return rows
+
+
+def corpus_metrics(model: LoadedModel, dense: DenseTranscoders, corpus: str, *, fvu_tokens: int,
+                   ce_tokens: int, seq_len: int, batch_size: int, seed: int, report: Report,
+                   split: str = "test") -> dict[str, Any]:
+    """FVU, L0, dead features and CE recovered with every MLP replaced, on one corpus' `split`."""
+    batches = eval_batches(corpus, model.tokenizer, seq_len=seq_len, batch_size=batch_size,
+                           n_tokens=max(fvu_tokens, ce_tokens), seed=seed, split=split)
+    layers = reconstruction_metrics(model, dense, _take(batches, fvu_tokens))
+    ce = ce_metrics(model, dense, _take(batches, ce_tokens), single_batches=None, report=report)
+    return {"corpus": str(corpus), **_layer_means(layers), "per_layer": layers, **ce}
+
+
+def _layer_means(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    mean = lambda key: sum(r[key] for r in layers) / len(layers)  # noqa: E731
+    return {"mean_fvu": mean("fvu"), "mean_l0": mean("l0"), "mean_dead_frac": mean("dead_frac"),
+            "mean_fvu_block_out": mean("fvu_block_out") if "fvu_block_out" in layers[0] else None}
+
+
 def recovered(orig: float, zero: float, spliced: float) -> float:
     return (zero - spliced) / (zero - orig) if zero != orig else float("nan")
 
 
 def graph_scores(model: LoadedModel, tset: TranscoderSet, prompts: Sequence[str], *,
                  max_feature_nodes: int | None, report: Report) -> list[dict[str, Any]]:
+    from glassbox.graph.prune import influence_shares
     from glassbox.tracing import trace
 
     rows = []
     for i, prompt in enumerate(prompts):
         report(f"graph {i + 1}/{len(prompts)}", i / max(len(prompts), 1))
         res = trace(prompt, model=model, transcoders=tset, max_feature_nodes=max_feature_nodes)
+        shares = influence_shares(res.graph)
         rows.append({"prompt": prompt, "replacement": res.replacement_score,
-                     "completeness": res.completeness_score, "seconds": round(res.seconds, 2),
+                     "completeness": res.completeness_score, "error_share": shares["errors"],
+                     "feature_share": shares["features"], "seconds": round(res.seconds, 2),
                      "active_features": res.graph.metadata.get("n_active_features")})
     return rows
 
@@ -213,6 +298,9 @@ def evaluate_transcoders(
     ce_tokens: int = 8_000,
     single_layer_tokens: int = 2_000,
     prompts: Sequence[str] = STANDARD_PROMPTS,
+    heldout: Sequence[str] = (),
+    heldout_tokens: int = 8_000,
+    checks: Sequence[PromptCheck] = (),
     max_feature_nodes: int | None = 256,
     seq_len: int = 128,
     batch_size: int = 8,
@@ -232,17 +320,27 @@ def evaluate_transcoders(
     ce = ce_metrics(model, dense, _take(batches, ce_tokens),
                     single_batches=_take(batches, single_layer_tokens) if single_layer_tokens else None,
                     report=report)
+    held: dict[str, Any] = {}
+    for i, name in enumerate(heldout):
+        report(f"held-out {name}", i / max(len(heldout), 1))
+        held[name] = corpus_metrics(model, dense, name, fvu_tokens=heldout_tokens, ce_tokens=heldout_tokens,
+                                    seq_len=seq_len, batch_size=batch_size, seed=seed, report=report)
+    report("prompt checks", 0.0)
+    checked = prompt_checks(model, dense, checks) if checks else []
     graphs = (graph_scores(model, tset, prompts, max_feature_nodes=max_feature_nodes, report=report)
               if prompts else [])
-    mean = lambda key: sum(r[key] for r in layers) / len(layers)  # noqa: E731
     return {
         "transcoders": tset.name, "model": model.name, "corpus": str(corpus),
         "model_dtype": str(model.dtype).replace("torch.", ""),
         "activation": tset.activation, "k": tset.k, "d_transcoder": tset.d_transcoder, "skip": tset.has_skip,
         "input_hook": tset.input_hook, "output_hook": tset.output_hook,
-        "mean_fvu": mean("fvu"), "mean_l0": mean("l0"), "mean_dead_frac": mean("dead_frac"),
-        "mean_fvu_block_out": mean("fvu_block_out") if "fvu_block_out" in layers[0] else None,
-        "per_layer": layers, **ce, "graphs": graphs,
+        **_layer_means(layers), "per_layer": layers, **ce, "heldout": held,
+        "heldout_mean_ce_loss_recovered": (sum(h["ce_loss_recovered"] for h in held.values()) / len(held))
+        if held else None,
+        "heldout_mean_fvu": (sum(h["mean_fvu"] for h in held.values()) / len(held)) if held else None,
+        "prompt_checks": checked,
+        "prompt_top1_kept": sum(r["top1_kept"] for r in checked) if checked else None,
+        "graphs": graphs,
         "mean_replacement": (sum(g["replacement"] for g in graphs) / len(graphs)) if graphs else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -131,9 +131,11 @@ def ce_table(ev: dict[str, Any]) -> str:
 def graph_table(ev: dict[str, Any]) -> str:
     if not ev.get("graphs"):
         return "(no graphs traced)"
-    lines = ["| prompt | replacement | completeness | active features |", "|---|---|---|---|"]
+    lines = ["| prompt | replacement | completeness | error share of influence | active features |",
+             "|---|---|---|---|---|"]
     for g in ev["graphs"]:
-        lines.append(f"| `{g['prompt']}` | {g['replacement']:.3f} | {g['completeness']:.3f} | "
+        share = "" if g.get("error_share") is None else f"{100 * g['error_share']:.1f}%"
+        lines.append(f"| `{g['prompt']}` | {g['replacement']:.3f} | {g['completeness']:.3f} | {share} | "
                      f"{g.get('active_features', '')} |")
     return "\n".join(lines)
 
@@ -143,7 +145,45 @@ def eval_text(ev: dict[str, Any]) -> str:
     head = (f"{ev['transcoders']} on {ev['model']} ({ev['d_transcoder']} features, {ev['activation']}"
             f"{', k=' + str(ev['k']) if ev.get('k') else ''}{', skip' if ev['skip'] else ''}); "
             f"{ev['per_layer'][0]['tokens']:,} held-out tokens of {ev['corpus']}")
-    return "\n\n".join([head, layer_table(ev), ce_table(ev), graph_table(ev)])
+    parts = [head, layer_table(ev), ce_table(ev)]
+    if ev.get("heldout"):
+        parts.append(heldout_table(ev))
+    if ev.get("prompt_checks"):
+        parts.append(prompt_table(ev))
+    return "\n\n".join([*parts, graph_table(ev)])
+
+
+def heldout_table(ev: dict[str, Any]) -> str:
+    """One row per evaluation text: the training corpus' own test split first, then each held-out set."""
+    rows = ["| text | tokens | CE recovered (all MLPs replaced) | mean FVU | mean L0 | dead |",
+            "|---|---|---|---|---|---|",
+            f"| {ev['corpus']} (test split, like the training text) | {ev['ce_tokens']:,} | "
+            f"{100 * ev['ce_loss_recovered']:.1f}% | {ev['mean_fvu']:.3f} | {ev['mean_l0']:.1f} | "
+            f"{100 * ev['mean_dead_frac']:.1f}% |"]
+    for name, h in ev["heldout"].items():
+        rows.append(f"| {name} (held out) | {h['ce_tokens']:,} | {100 * h['ce_loss_recovered']:.1f}% | "
+                    f"{h['mean_fvu']:.3f} | {h['mean_l0']:.1f} | {100 * h['mean_dead_frac']:.1f}% |")
+    rows.append(f"| **held-out mean** | | **{100 * ev['heldout_mean_ce_loss_recovered']:.1f}%** | "
+                f"**{ev['heldout_mean_fvu']:.3f}** | | |")
+    return "\n".join(rows)
+
+
+def prompt_table(ev: dict[str, Any]) -> str:
+    """Original vs fully spliced next token, per prompt."""
+    def prob(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    rows = ["| prompt | expected | original top-1 | spliced top-1 | p(expected) original / spliced | kept |",
+            "|---|---|---|---|---|---|"]
+    for r in ev["prompt_checks"]:
+        shown = " ".join(r["prompt"].split())[-48:]
+        rows.append(f"| `{shown}` | {r['expected']!r} | {r['original_top1']!r} {r['original_top1_prob']:.2f} "
+                    f"| {r['spliced_top1']!r} {r['spliced_top1_prob']:.2f} "
+                    f"| {prob(r['original_expected_prob'])} / {prob(r['spliced_expected_prob'])} "
+                    f"| {'yes' if r['top1_kept'] else 'no'} |")
+    kept, total = ev["prompt_top1_kept"], len(ev["prompt_checks"])
+    rows.append(f"\nTop-1 kept with every MLP replaced: {kept} of {total}.")
+    return "\n".join(rows)
 
 
 # ---- README ----------------------------------------------------------------------------------
@@ -216,6 +256,9 @@ def readme(*, name: str, config: TrainConfig, metrics: dict[str, Any], files: li
             layer_table(ev),
             "### Every MLP replaced at once",
             ce_table(ev),
+            *(["### Held-out text (sources no training corpus contains)", heldout_table(ev)]
+              if ev.get("heldout") else []),
+            *(["### Next-token checks", prompt_table(ev)] if ev.get("prompt_checks") else []),
             "### Attribution graphs (`glassbox.trace`)",
             graph_table(ev),
         ]
