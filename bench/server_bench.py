@@ -240,19 +240,27 @@ def child_env(*, database_url: str, redis_url: str, tag: str) -> dict[str, str]:
             "GLASSBOX_REDIS_URL": redis_url,
             "GLASSBOX_QUEUE_NAME": f"gbx-bench-{tag}",
             "GLASSBOX_REDIS_PREFIX": f"gbx-bench-{tag}:",
-            "GLASSBOX_SECRET_KEY": secrets.token_urlsafe(32),
-            "GLASSBOX_COOKIE_SECURE": "false",
-            "GLASSBOX_TRACE_RATE_LIMIT_PER_USER": "0",
-            "GLASSBOX_TRACE_RATE_LIMIT_PER_ADDRESS": "0",
-            "GLASSBOX_AUTH_RATE_LIMIT_PER_ADDRESS": "0",
-            "GLASSBOX_PREVIEW_RATE_LIMIT_PER_ADDRESS": "0",
-            "GLASSBOX_PASSWORD_HASH_TIME_COST": "1",
-            "GLASSBOX_PASSWORD_HASH_MEMORY_KIB": "8",
-            "TQDM_DISABLE": "1",
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+            **bench_client_settings(),
         }
     )
     return env
+
+
+def bench_client_settings() -> dict[str, str]:
+    """What every benchmark changes for its scripted clients: plain-http cookies, no rate limits,
+    cheap password hashes, no progress bars, this checkout importable."""
+    return {
+        "GLASSBOX_SECRET_KEY": secrets.token_urlsafe(32),
+        "GLASSBOX_COOKIE_SECURE": "false",
+        "GLASSBOX_TRACE_RATE_LIMIT_PER_USER": "0",
+        "GLASSBOX_TRACE_RATE_LIMIT_PER_ADDRESS": "0",
+        "GLASSBOX_AUTH_RATE_LIMIT_PER_ADDRESS": "0",
+        "GLASSBOX_PREVIEW_RATE_LIMIT_PER_ADDRESS": "0",
+        "GLASSBOX_PASSWORD_HASH_TIME_COST": "1",
+        "GLASSBOX_PASSWORD_HASH_MEMORY_KIB": "8",
+        "TQDM_DISABLE": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
 
 
 def glassbox_cli() -> str:

@@ -1,112 +1,29 @@
-"""Featured example prompts: the examples people know from the circuit-tracer announcement,
-phrased so that a small *base* model (the demo model, Gemma 3 270M) continues them sensibly.
-
-The first-start setup (firststart) traces each of them and stores the graphs as public
-graphs with the slug `featured-<key>`, so a newcomer has real graphs to open at once.
-
-A base model continues text; it does not answer questions. So each prompt ends where the
-answer's first token comes next, and gives the model the frame it needs (quotes, a worked
-example, the start of a rhyme). Measured on gemma-3-270m (the PyPI Q4_K_M GGUF de-quantized to
-float32, CPU), next-token probabilities, top 3 (reproduce: `python -m firststart.featured`):
-
-| key | top next tokens | expected token, its probability |
-|---|---|---|
-| opposite-en | 'large' 0.336, 'big' 0.148, 'small' 0.059 | 'large' 0.336 (top 1) |
-| opposite-fr | 'grand' 0.346, 'grande' 0.136, 'petit' 0.095 | 'grand' 0.346 (top 1) |
-| opposite-zh | '大' 0.566, '高' 0.129, '小' 0.083 | '大' 0.566 (top 1) |
-| rhyme-cat | ' cat' 0.346, ' mouse' 0.236, '\\n' 0.051 | ' cat' 0.346 (top 1) |
-| addition | '1' 0.413, '8' 0.273, '9' 0.235 | '9' 0.235 (top 3: the 270M model does not add reliably) |
-| dallas | ' Dallas' 0.293, ' The' 0.122, ' Texas' 0.117 | ' Austin' 0.013 (stops at the first hop, Texas) |
-| jordan | ' basketball' 0.611, ' his' 0.123, ' the' 0.065 | ' basketball' 0.611 (top 1) |
-| batkin | ' the' 0.098, ' hockey' 0.085, ' his' 0.078 | none: an unknown name gets no confident sport |
-| karma-yoga | ' results' 0.112, ' status' 0.092, ' outside' 0.076 | ' results' 0.112 (top 1) |
-| gratitude | ' connected' 0.234, ' positive' 0.126, ' alive' 0.057 | ' connected' 0.234 (top 1) |
-
-Measured 2026-11-26 on this project's 2-core CPU machine (float32).
-
-Phrasings tried and dropped (same model): `36+59=` and `calc: 36+59=` ('1' first, '9' at
-0.12-0.17); `Fact: the capital of the state containing Dallas is` (' the' 0.157);
-`"小"的反义词是"` ('小' 0.149, '大' 0.025, fixed by the one-shot "高/低" pair);
-`The opposite of small is` (' large' 0.301 but a bare continuation, no quotes as in the
-announcement); `To apply Karma Yoga at work, you should` (' be' 0.101).
+"""Featured examples in the app: the first-start setup traces each prompt of glassbox.examples and
+stores the graph as a public graph with the slug `featured-<key>`, with the model's top next
+tokens and a suggested subgraph with a note (`featured_doc`), so a newcomer has real graphs to
+open at once. The prompts, their measurements and the phrasings tried are in glassbox/examples.py
+(reproduce the table there: `python -m firststart.featured`).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from glassbox.errors import GlassboxError
+from glassbox.examples import FEATURED, FeaturedPrompt
 
-
-@dataclass(frozen=True)
-class FeaturedPrompt:
-    """One featured example: where its graph lives, what it is about, and what a model that
-    gets it right puts next (`expected`, as the token's text; empty when there is no answer)."""
-
-    key: str
-    title: str
-    prompt: str
-    expected: str
-
-    @property
-    def slug(self) -> str:
-        return f"featured-{self.key}"
-
-
-FEATURED: tuple[FeaturedPrompt, ...] = (
-    FeaturedPrompt(
-        "opposite-en", 'The opposite of "small" (English)', 'The opposite of "small" is "', "large"
-    ),
-    FeaturedPrompt(
-        "opposite-fr", 'The opposite of "small" (French)', 'Le contraire de "petit" est "', "grand"
-    ),
-    FeaturedPrompt(
-        "opposite-zh", 'The opposite of "small" (Chinese)', '"高"的反义词是"低"，"小"的反义词是"', "大"
-    ),
-    FeaturedPrompt(
-        "rhyme-cat",
-        'A rhyming couplet ending on "cat"',
-        "A rhyming couplet:\nThe little mouse sat on the mat,\nIt was afraid of the big black",
-        " cat",
-    ),
-    FeaturedPrompt("addition", "36 + 59", "23+14=37\n45+21=66\n36+59=", "9"),
-    FeaturedPrompt(
-        "dallas",
-        "The capital of the state containing Dallas (two hops)",
-        "Q: What is the capital of the state containing Dallas?\nA:",
-        " Austin",
-    ),
-    FeaturedPrompt(
-        "jordan",
-        "Michael Jordan plays ... (a known entity)",
-        "Fact: Michael Jordan plays the sport of",
-        " basketball",
-    ),
-    FeaturedPrompt(
-        "batkin",
-        "Michael Batkin plays ... (an unknown entity)",
-        "Fact: Michael Batkin plays the sport of",
-        "",
-    ),
-    FeaturedPrompt(
-        "karma-yoga",
-        "How to apply Karma Yoga at work",
-        "To apply Karma Yoga at work, do your job without attachment to the",
-        " results",
-    ),
-    FeaturedPrompt(
-        "gratitude",
-        "How gratitude affects wellbeing",
-        "Gratitude improves wellbeing because it makes people feel more",
-        " connected",
-    ),
-)
+# Keys earlier setups stored in their plans, and the example that took each one's place.
+RENAMED = {"dallas": "tokyo"}
+TOP_K = 5  # next tokens stored with each featured graph
 
 
 def get_featured(key: str) -> FeaturedPrompt:
-    """The featured example called `key`; the error lists the keys that exist."""
+    """The featured example called `key` (or the one that replaced it); the error lists the keys
+    that exist."""
+    key = RENAMED.get(key, key)
     for item in FEATURED:
         if item.key == key:
             return item
@@ -142,15 +59,48 @@ def measure(model: Any, prompts: tuple[FeaturedPrompt, ...] = FEATURED, *, k: in
     return out
 
 
+def top_predictions(model: Any, item: FeaturedPrompt, *, k: int = TOP_K) -> list[dict[str, Any]]:
+    """The model's top-k next tokens after the prompt, as stored with a featured graph:
+    [{"token": text, "prob": p}, ...], most likely first."""
+    (row,) = measure(model, (item,), k=k)
+    return [{"token": token, "prob": round(prob, 6)} for token, prob in row.top]
+
+
+def featured_doc(
+    result: Any,
+    item: FeaturedPrompt,
+    *,
+    scan: str,
+    top: list[dict[str, Any]],
+    feature_labels: Mapping[tuple[int, int], str] | None = None,
+) -> dict[str, Any]:
+    """A featured example's graph JSON: the trace (a glassbox TraceResult) with the model's top
+    next tokens and the example's expected token in metadata.glassbox, and the suggested
+    subgraph and its note as the graph's default view (glassbox.graph.guide)."""
+    extra = {"glassbox": {"top_predictions": top, "featured": {"key": item.key, "expected": item.expected}}}
+    doc = result.to_json(slug=item.slug, scan=scan, feature_labels=feature_labels, extra_metadata=extra)
+    return refresh_guide(doc)
+
+
+def refresh_guide(doc: dict[str, Any]) -> dict[str, Any]:
+    """Compute the suggested subgraph of `doc` again (after its labels changed) and make it the
+    default view; changes and returns `doc`."""
+    from glassbox.graph.guide import apply_guide, suggest_subgraph
+
+    return apply_guide(doc, suggest_subgraph(doc))
+
+
 def _main(argv: list[str]) -> None:
-    """`python -m firststart.featured [MODEL]`: print the measurements table for MODEL."""
+    """`python -m firststart.featured [MODEL]`: the measurements table of the docstring for MODEL."""
     import glassbox
 
     model = glassbox.load_model(argv[0] if argv else "gemma-3-270m", device="cpu")
-    for m in measure(model):
+    print("| key | top next tokens | expected token, its probability |\n|---|---|---|")
+    for item, m in zip(FEATURED, measure(model, k=3), strict=True):
         top = ", ".join(f"{t!r} {p:.3f}" for t, p in m.top)
-        expected = "-" if m.expected_prob is None else f"{m.expected_prob:.3f}"
-        print(f"{m.key:<12} expected p={expected:<6} top: {top}")
+        rank = next((i + 1 for i, (t, _) in enumerate(m.top) if t == item.expected), None)
+        where = f"top {rank}" if rank else "not in the top 3"
+        print(f"| {item.key} | {top} | {item.expected!r} {m.expected_prob or 0:.3f} ({where}) |")
 
 
 if __name__ == "__main__":

@@ -256,7 +256,8 @@ def _finish(sessions: SessionFactory, claim: Claim, plan: SetupPlan, states: lis
 
 class _Reporter:
     """The pipeline's report: job progress (through the monitor), step states in the row when
-    they change, and a log line on every step change and every LOG_EVERY_S seconds."""
+    they change (a status, or a step's first measured progress, which the time left is paced
+    by), and a log line on every step change and every LOG_EVERY_S seconds."""
 
     def __init__(
         self,
@@ -269,7 +270,7 @@ class _Reporter:
         self.sessions, self.claim, self.plan = sessions, claim, plan
         self.progress, self.stop = progress, stop
         self.states: list[StepState] = []
-        self.written: list[tuple[str, str]] = []
+        self.written: list[tuple[str, str, bool]] = []
         self.logged_at = 0.0
 
     def __call__(self, fraction: float, phase: str, states: list[StepState]) -> None:
@@ -277,7 +278,7 @@ class _Reporter:
             raise SetupInterrupted(self.claim.job_id)
         self.progress(phase, fraction)
         self.states = states
-        changed = [(s.name, s.status) for s in states] != self.written
+        changed = _written_key(states) != self.written
         if changed:
             self.write_steps()
         if changed or time.monotonic() - self.logged_at > LOG_EVERY_S:
@@ -291,4 +292,8 @@ class _Reporter:
                 update(Job).where(owned(self.claim)).values(request=setup_request(self.plan, self.states))
             )
             session.commit()
-        self.written = [(s.name, s.status) for s in self.states]
+        self.written = _written_key(self.states)
+
+
+def _written_key(states: list[StepState]) -> list[tuple[str, str, bool]]:
+    return [(s.name, s.status, s.paced_at is not None) for s in states]

@@ -9,7 +9,7 @@ the same plan finds what the first one made and skips it.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from firststart.featured import FEATURED, FeaturedPrompt
 from glassbox.errors import GlassboxError
 from persistence.settings import Settings
 
+CHAT_MODEL = "smollm2-135m-instruct"  # GLASSBOX_SETUP_CHAT_MODEL: a demo model with a chat template
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -38,13 +39,14 @@ class SetupPlan:
 
     model: str = "gemma-3-270m"
     transcoders: str | None = None
-    corpus: str = "offline-en"
+    corpus: str = "offline"
     train_budget_s: float = 900.0
     train_features: int = 2048
     feature_tokens: int = 100_000
     max_feature_nodes: int = 1000
     device: str | None = None
     featured: tuple[FeaturedPrompt, ...] = field(default=FEATURED)
+    chat_model: str | None = None  # a second model (with a chat template) and a set trained for it
 
     def __post_init__(self) -> None:
         if self.train_budget_s <= 0 or self.feature_tokens <= 0 or self.max_feature_nodes <= 0:
@@ -80,6 +82,13 @@ class SetupPlan:
         """Where the feature dashboards are built: GLASSBOX_HOME/features/<model>--<set>."""
         return home / "features" / f"{self.model_name}--{self.transcoders_name}"
 
+    def chat_plan(self) -> SetupPlan | None:
+        """The plan of the optional chat model: pulled, a set trained and both registered,
+        like the main model, on the same corpus and budget; no dashboards or featured graphs."""
+        if self.chat_model is None:
+            return None
+        return replace(self, model=self.chat_model, transcoders=None, featured=(), chat_model=None)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["featured"] = [item.key for item in self.featured]
@@ -97,6 +106,7 @@ class SetupPlan:
             feature_tokens=settings.setup_feature_tokens,
             max_feature_nodes=settings.setup_max_feature_nodes,
             device=settings.device,
+            chat_model=CHAT_MODEL if settings.setup_chat_model else None,
         )
 
     @classmethod

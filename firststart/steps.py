@@ -1,8 +1,14 @@
-"""The five setup steps: model, corpus, transcoders, feature dashboards, featured graphs.
+"""The five setup steps: model, corpus, transcoders, featured graphs, feature dashboards.
 
 Each step checks its own result (files under GLASSBOX_HOME, rows in the database) and makes
 what is missing; the heavy work goes through `EngineHooks`. `SetupContext` holds what the
 steps share: the plan, database sessions, and the one model loaded at a time.
+
+The order opens the site early: the transcoder set is registered as soon as it exists (people
+can trace from then on), the featured graphs are traced next, and the dashboards come last.
+Graphs do not wait for them: the viewer reads feature labels and dashboards from the database
+when it opens a graph, and the dashboards step writes the auto labels into the featured graphs'
+JSON once they exist.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 from firststart import store
 from firststart.engine import EngineHooks
+from firststart.featured import featured_doc, top_predictions
 from firststart.pipeline import SetupError, Step, StepProgress
 from firststart.plan import SetupPlan
 from persistence import registry
@@ -22,6 +29,18 @@ from persistence.db import SessionFactory
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 256  # dashboards read from the features store at a time
+
+# Expected seconds of each step on a 2-core CPU (docs/deployment.md): the steps' weights, so the
+# progress bar follows time and the pages can say how long is left before a step has measured
+# its own pace.
+MODEL_PULL_S = 200.0
+CORPUS_BUILD_S = 220.0
+TRANSCODERS_OVERHEAD_S = 60.0  # loading, calibration and export around the training budget
+TRANSCODERS_CHECK_S = 30.0  # a given set: load, check against the model, register
+DASHBOARDS_BASE_S = 60.0
+DASHBOARDS_PER_TOKEN_S = 0.0055  # 100,000 tokens: about 9.5 minutes
+FEATURED_BASE_S = 10.0
+FEATURED_PER_GRAPH_S = 10.0
 
 
 @dataclass
@@ -65,14 +84,28 @@ class SetupContext:
 
 def build_steps(ctx: SetupContext) -> list[Step]:
     """The steps of `ctx.plan`, in order."""
-    return [ModelStep(ctx), CorpusStep(ctx), TranscodersStep(ctx), FeaturesStep(ctx), FeaturedGraphsStep(ctx)]
+    return [ModelStep(ctx), CorpusStep(ctx), TranscodersStep(ctx), FeaturedGraphsStep(ctx), FeaturesStep(ctx),
+            *chat_model_steps(ctx)]
+
+
+def chat_model_steps(ctx: SetupContext) -> list[Step]:
+    """The optional chat model (plan.chat_model): its model and transcoders steps, run on a
+    context of its own after the main model's steps (which release their model first)."""
+    chat_plan = ctx.plan.chat_plan()
+    if chat_plan is None:
+        return []
+    chat = SetupContext(plan=chat_plan, sessions=ctx.sessions, hooks=ctx.hooks, home=ctx.home)
+    model, transcoders = ModelStep(chat), _ReleasingTranscodersStep(chat)
+    model.name, model.title = "chat-model", "Chat model"
+    transcoders.name, transcoders.title = "chat-transcoders", "Chat model transcoders"
+    return [model, transcoders]
 
 
 # ---- 1. model --------------------------------------------------------------------------------
 
 
 class ModelStep:
-    name, title, weight = "model", "Demo model", 1.0
+    name, title, weight = "model", "Demo model", MODEL_PULL_S
 
     def __init__(self, ctx: SetupContext):
         self.ctx = ctx
@@ -97,7 +130,7 @@ class ModelStep:
 
 
 class CorpusStep:
-    name, title, weight = "corpus", "Text corpus", 1.0
+    name, title, weight = "corpus", "Text corpus", CORPUS_BUILD_S
 
     def __init__(self, ctx: SetupContext):
         self.ctx = ctx
@@ -118,7 +151,8 @@ class TranscodersStep:
 
     def __init__(self, ctx: SetupContext):
         self.ctx = ctx
-        self.weight = 6.0 if ctx.plan.trains else 0.5
+        plan = ctx.plan
+        self.weight = plan.train_budget_s + TRANSCODERS_OVERHEAD_S if plan.trains else TRANSCODERS_CHECK_S
 
     def _files_ready(self) -> bool:
         if not self.ctx.plan.trains:
@@ -158,14 +192,28 @@ class TranscodersStep:
             )
 
 
-# ---- 4. feature dashboards -------------------------------------------------------------------
+class _ReleasingTranscodersStep(TranscodersStep):
+    """The transcoders step of a model no later step uses: its model is dropped afterwards."""
+
+    def run(self, progress: StepProgress) -> None:
+        try:
+            super().run(progress)
+        finally:
+            self.ctx.release()
+
+
+# ---- 5. feature dashboards -------------------------------------------------------------------
 
 
 class FeaturesStep:
-    name, title, weight = "features", "Feature dashboards", 2.0
+    """Dashboards of every feature, stored in the database; then the featured graphs, traced
+    before the dashboards existed, get their features' auto labels written into their JSON."""
+
+    name, title = "features", "Feature dashboards"
 
     def __init__(self, ctx: SetupContext):
         self.ctx = ctx
+        self.weight = DASHBOARDS_BASE_S + ctx.plan.feature_tokens * DASHBOARDS_PER_TOKEN_S
 
     @property
     def folder(self) -> Path:
@@ -184,7 +232,9 @@ class FeaturesStep:
             return False
         live = sum(row["n_features"] - row["dead"] for row in self._open_store().layer_summary())
         with self.ctx.sessions() as session:
-            return store.count_dashboards(session, tset.id) >= live
+            if store.count_dashboards(session, tset.id) < live:
+                return False
+        return not self._unlabelled()
 
     def run(self, progress: StepProgress) -> None:
         ctx = self.ctx
@@ -196,9 +246,26 @@ class FeaturesStep:
                 corpus=ctx.plan.corpus,
                 n_tokens=ctx.plan.feature_tokens,
                 out_dir=self.folder,
-                progress=lambda f, detail: progress(0.8 * f, detail),
+                progress=lambda f, detail: progress(0.75 * f, detail),
             )
-        self._store_all(lambda f, detail: progress(0.8 + 0.2 * f, detail))
+            ctx.release()  # the last step that needs the model
+        self._store_all(lambda f, detail: progress(0.75 + 0.2 * f, detail))
+        self._label_featured(lambda f, detail: progress(0.95 + 0.05 * f, detail))
+
+    def _unlabelled(self) -> list[str]:
+        """Slugs of the featured graphs whose JSON lacks the dashboards' auto labels."""
+        with self.ctx.sessions() as session:
+            records = store.unlabelled_featured(session, [item.slug for item in self.ctx.plan.featured])
+            return [r.slug for r in records]
+
+    def _label_featured(self, progress: StepProgress) -> None:
+        slugs = self._unlabelled()
+        for i, slug in enumerate(slugs):
+            with self.ctx.sessions() as session:
+                for record in store.unlabelled_featured(session, [slug]):
+                    n = store.label_featured_graph(session, record)
+                    log.info("featured graph %s: %d feature labels from the dashboards", slug, n)
+            progress((i + 1) / len(slugs), f"labelling featured graphs {i + 1}/{len(slugs)}")
 
     def _store_all(self, progress: StepProgress) -> None:
         """Copy every feature that fired into the database (those stored already are skipped)."""
@@ -219,14 +286,19 @@ class FeaturesStep:
         fs.close()
 
 
-# ---- 5. featured graphs ----------------------------------------------------------------------
+# ---- 4. featured graphs ----------------------------------------------------------------------
 
 
 class FeaturedGraphsStep:
-    name, title, weight = "featured", "Featured graphs", 1.0
+    """The featured prompts, traced as soon as the transcoder set exists. Their JSON gets no
+    feature labels here: the dashboards step (after this one) writes them in, and the viewer
+    reads labels and dashboards from the database meanwhile."""
+
+    name, title = "featured", "Featured graphs"
 
     def __init__(self, ctx: SetupContext):
         self.ctx = ctx
+        self.weight = FEATURED_BASE_S + FEATURED_PER_GRAPH_S * len(ctx.plan.featured)
 
     def _missing(self) -> list[Any]:
         """Featured prompts whose slug does not hold the setup's own graph: a graph someone
@@ -258,7 +330,7 @@ class FeaturedGraphsStep:
                 max_feature_nodes=plan.max_feature_nodes,
                 progress=sub,
             )
-            doc = result.to_json(slug=item.slug, scan=plan.model_name, feature_labels=self._labels(result))
+            doc = featured_doc(result, item, scan=plan.model_name, top=top_predictions(model, item))
             with ctx.sessions() as session:
                 store.store_featured_graph(
                     session,
@@ -271,22 +343,6 @@ class FeaturedGraphsStep:
                 )
             log.info("featured graph %s stored", item.slug)
         ctx.release()
-
-    def _labels(self, result: Any) -> dict[tuple[int, int], str]:
-        """Auto labels of the graph's features from the dashboards store (none if it is absent)."""
-        folder = self.ctx.plan.features_dir(self.ctx.home)
-        if not (folder / "manifest.json").is_file():
-            return {}
-        from glassbox.features import FeatureStore
-
-        graph = result.graph
-        chosen = graph.active_features[graph.selected_features]  # (n, 3): layer, pos, feature
-        keys = sorted({(int(layer), int(feat)) for layer, _, feat in chosen.tolist()})
-        fs = FeatureStore.open(folder)
-        try:
-            return fs.auto_labels(keys)
-        finally:
-            fs.close()
 
 
 def _scores(result: Any) -> tuple[float | None, float | None]:

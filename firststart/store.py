@@ -7,21 +7,32 @@ counts only when it holds the setup's own graph (a trace, owned by nobody).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from firststart.featured import FEATURED, FeaturedPrompt
+from firststart.featured import FEATURED, FeaturedPrompt, refresh_guide
 from firststart.pipeline import SetupError
+from glassbox.graph.neuronpedia import FEATURE, cantor_unpair
 from persistence import features as feature_rows
 from persistence import registry
 from persistence.errors import Conflict
-from persistence.graphs import GraphOrigin, free_slug, new_slug, rename_graph, store_graph
+from persistence.graphs import (
+    GraphOrigin,
+    compress,
+    decompress,
+    free_slug,
+    new_slug,
+    rename_graph,
+    store_graph,
+)
 from persistence.tables import (
     Feature,
+    GraphBlob,
     GraphRecord,
     GraphSource,
     ModelEntry,
@@ -163,7 +174,8 @@ def store_featured_graph(
         transcoder_set_id=tset.id,
         parameters={
             "max_feature_nodes": max_feature_nodes,
-            "featured": {"key": item.key, "title": item.title},
+            "featured": {"key": item.key, "title": item.title, "expected": item.expected,
+                         "top_predictions": _top_predictions(doc)},
         },
         replacement_score=scores[0],
         completeness_score=scores[1],
@@ -171,6 +183,14 @@ def store_featured_graph(
     record = store_graph(session, doc, slug=item.slug, origin=origin)
     session.commit()
     return record
+
+
+def _top_predictions(doc: dict[str, Any]) -> list[Any]:
+    """The model's top next tokens the graph JSON carries (firststart.featured.featured_doc), for
+    pages that list featured graphs without reading their JSON."""
+    section = (doc.get("metadata") or {}).get("glassbox") or {}
+    top = section.get("top_predictions") if isinstance(section, dict) else None
+    return list(top) if isinstance(top, list) else []
 
 
 def list_featured(session: Session, prompts: tuple[FeaturedPrompt, ...] = FEATURED) -> list[GraphRecord]:
@@ -181,3 +201,67 @@ def list_featured(session: Session, prompts: tuple[FeaturedPrompt, ...] = FEATUR
     )
     records = session.scalars(stmt).unique()
     return sorted(records, key=lambda r: order[r.slug])
+
+
+# ---- labels in featured graphs -----------------------------------------------------------------
+
+
+def unlabelled_featured(session: Session, slugs: Iterable[str]) -> list[GraphRecord]:
+    """The setup's own featured graphs among `slugs` whose JSON does not carry the dashboards'
+    auto labels yet: traced before the dashboards were built (or by an older setup)."""
+    wanted = list(slugs)
+    if not wanted:
+        return []
+    stmt = select(GraphRecord).where(GraphRecord.slug.in_(wanted), _own_featured())
+    return [r for r in session.scalars(stmt).unique() if not _labelled(r)]
+
+
+def _labelled(record: GraphRecord) -> bool:
+    featured = (record.parameters or {}).get("featured")
+    return isinstance(featured, dict) and featured.get("labelled") is True
+
+
+def auto_labels(
+    session: Session, tset_id: int, keys: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], str]:
+    """{(layer, index): auto label} of the features among `keys` that have one."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    stmt = select(Feature.layer, Feature.index, Feature.auto_label).where(
+        Feature.transcoder_set_id == tset_id,
+        tuple_(Feature.layer, Feature.index).in_(wanted),
+        Feature.auto_label.is_not(None),
+    )
+    return {(int(layer), int(index)): label for layer, index, label in session.execute(stmt) if label}
+
+
+def label_featured_graph(session: Session, record: GraphRecord) -> int:
+    """Write the stored auto labels of its features into a featured graph's JSON (the nodes'
+    `clerp`, what a downloaded graph carries) and mark it labelled; returns how many nodes got
+    one. The viewer reads labels from the database itself, so this only keeps the JSON in step."""
+    blob = session.get(GraphBlob, record.id)
+    labelled = 0
+    if blob is not None and record.transcoder_set_id is not None:
+        doc = json.loads(decompress(blob.data_gz))
+        nodes = [(node, _feature_key(node)) for node in doc.get("nodes", [])]
+        labels = auto_labels(session, record.transcoder_set_id, (key for _, key in nodes if key))
+        for node, key in nodes:
+            if key in labels:
+                node["clerp"] = labels[key]
+                labelled += 1
+        if labelled:
+            refresh_guide(doc)  # its note and supernodes name features by these labels
+        blob.data_gz, record.size_bytes = compress(doc)
+    featured = dict((record.parameters or {}).get("featured") or {})
+    record.parameters = {**(record.parameters or {}), "featured": {**featured, "labelled": True}}
+    session.commit()
+    return labelled
+
+
+def _feature_key(node: Any) -> tuple[int, int] | None:
+    """(layer, index) of a transcoder feature node of graph JSON; None for other nodes."""
+    if not isinstance(node, dict) or node.get("feature_type") != FEATURE:
+        return None
+    feature = node.get("feature")
+    return cantor_unpair(feature) if isinstance(feature, int) and feature >= 0 else None

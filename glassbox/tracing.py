@@ -61,6 +61,11 @@ class TraceResult:
         from glassbox.graph.export import graph_to_json
 
         options = {"node_threshold": self.node_threshold, "edge_threshold": self.edge_threshold, **options}
+        same = (options["node_threshold"], options["edge_threshold"]) == (self.node_threshold,
+                                                                          self.edge_threshold)
+        if same:  # the trace's own pruning and scores: not computed a second time
+            options.setdefault("pruned", self.pruned)
+            options.setdefault("scores", (self.replacement_score, self.completeness_score))
         return graph_to_json(self.graph, slug=slug or default_slug(self.graph.input_string),
                              feature_labels=feature_labels, **options)
 

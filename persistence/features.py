@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
@@ -81,3 +83,117 @@ def store_dashboard(
     feature.updated_at = utcnow()
     session.commit()
     return feature
+
+
+# ---- reading dashboards without inflating them ------------------------------------------------
+
+FREQUENCY_KEYS = ("activation_frequency", "frac_nonzero")  # the builder's, feature-details'
+HEAD_BYTES = 2048  # of a gzip dashboard: the builder writes activation_frequency in its first keys
+
+
+def frequency_of(dashboard: dict[str, Any] | None) -> float | None:
+    """How often the feature fires (share of tokens), from a dashboard dict; None if it does not say."""
+    for key in FREQUENCY_KEYS:
+        value = (dashboard or {}).get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                if math.isfinite(value):
+                    return float(value)
+            except OverflowError:  # an integer past float's range
+                pass
+    return None
+
+
+def _head_frequency(text: str, complete: bool) -> tuple[bool, float | None]:
+    """(settled, frequency) from the top-level keys of JSON text that may be cut short."""
+    decoder, n = json.JSONDecoder(), len(text)
+
+    def skip(i: int, chars: str = " \t\r\n,") -> int:
+        while i < n and text[i] in chars:
+            i += 1
+        return i
+
+    i = skip(0, " \t\r\n")
+    if text[i : i + 1] != "{":
+        return complete, None
+    i += 1
+    while True:
+        i = skip(i)
+        if i >= n or text[i] == "}":
+            return i < n or complete, None
+        try:
+            key, i = decoder.raw_decode(text, i)
+            i = skip(i, " \t\r\n:")
+            value, i = decoder.raw_decode(text, i)
+        except (json.JSONDecodeError, ValueError):
+            return complete, None  # cut short (or not JSON: then nothing will be found)
+        except RecursionError:  # nested too deep to read here: no frequency
+            return True, None
+        i = skip(i, " \t\r\n")
+        if i >= n or text[i] not in ",}":
+            return complete, None  # a number cut short ("0.01|23", "0.|0123") reads as another number
+        if key in FREQUENCY_KEYS:
+            return True, frequency_of({key: value})
+
+
+def activation_frequencies(session: Session, feature_ids: list[int]) -> dict[int, float | None]:
+    """Feature id -> activation frequency of its stored dashboard, read off the first bytes of
+    the gzip when they hold it (the whole dashboard only for those that keep it further on)."""
+    if not feature_ids:
+        return {}
+    head = func.substr(Feature.dashboard_gz, 1, HEAD_BYTES, type_=LargeBinary)
+    out: dict[int, float | None] = {}
+    later: list[int] = []
+    for fid, data in session.execute(select(Feature.id, head).where(Feature.id.in_(feature_ids))):
+        if not data:
+            out[fid] = None
+            continue
+        raw = bytes(data)
+        inflater = zlib.decompressobj(wbits=31)  # gzip
+        try:
+            text = inflater.decompress(raw).decode("utf-8", errors="replace")
+        except zlib.error:
+            out[fid] = None
+            continue
+        settled, value = _head_frequency(text, complete=inflater.eof)
+        if settled:
+            out[fid] = value
+        else:
+            later.append(fid)
+    if later:
+        rows = session.execute(select(Feature.id, Feature.dashboard_gz).where(Feature.id.in_(later)))
+        for fid, data in rows:
+            out[fid] = frequency_of(json.loads(gzip.decompress(data), parse_constant=lambda _: None))
+    return out
+
+
+def replace_auto_labels(
+    session: Session, tset: TranscoderSetEntry, layer: int, labels: dict[int, tuple[str, dict[str, Any]]]
+) -> int:
+    """Give the features of one layer that have rows new auto labels ({index: (text, provenance)}),
+    in their column and inside their stored dashboards; commits. Returns how many rows changed."""
+    stmt = (
+        select(Feature)
+        .where(Feature.transcoder_set_id == tset.id, Feature.layer == layer)
+        .options(undefer(Feature.dashboard_gz))
+    )
+    n = 0
+    for feature in session.scalars(stmt):
+        found = labels.get(feature.index)
+        if found is None:
+            continue
+        text, provenance = found
+        changed = feature.auto_label != text
+        feature.auto_label = text
+        if feature.dashboard_gz is not None:
+            dashboard = json.loads(gzip.decompress(feature.dashboard_gz), parse_constant=lambda _: None)
+            if dashboard.get("auto_label") != text or dashboard.get("auto_label_provenance") != provenance:
+                dashboard["auto_label"], dashboard["auto_label_provenance"] = text, provenance
+                raw = json.dumps(dashboard, separators=(",", ":"), allow_nan=False).encode()
+                feature.dashboard_gz = gzip.compress(raw, mtime=0)
+                changed = True
+        if changed:
+            feature.updated_at = utcnow()
+            n += 1
+    session.commit()
+    return n

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
-# Slug namespaces only the system writes: the setup's featured graphs (firststart/featured.py).
+# Slug namespaces only the system writes: the setup's featured graphs (glassbox/examples.py).
 # A graph with an owner never gets one, so a slug there always means what the system put there.
 RESERVED_SLUG_PREFIXES = ("featured-",)
 
@@ -219,6 +219,29 @@ class GraphOrigin:
     parameters: dict[str, Any] | None = None
     replacement_score: float | None = None
     completeness_score: float | None = None
+
+
+# A graph's title (its owner names it; pages show it before the prompt) is kept in the row's
+# `parameters` under this key, beside what made the graph; the API shows it apart from them.
+TITLE_KEY = "title"
+
+
+def graph_title(record: GraphRecord) -> str | None:
+    title = (record.parameters or {}).get(TITLE_KEY)
+    return title if isinstance(title, str) and title else None
+
+
+def set_graph_title(record: GraphRecord, title: str) -> None:
+    """Name the graph; an empty or blank title removes the name (the caller commits)."""
+    parameters = {k: v for k, v in (record.parameters or {}).items() if k != TITLE_KEY}
+    if title.strip():
+        parameters[TITLE_KEY] = title.strip()
+    record.parameters = parameters  # a new dict: the JSON column sees the change
+
+
+def graph_parameters(record: GraphRecord) -> dict[str, Any]:
+    """What made the graph (trace options, imported metadata), without its title."""
+    return {k: v for k, v in (record.parameters or {}).items() if k != TITLE_KEY}
 
 
 def store_graph(

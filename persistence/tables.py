@@ -326,6 +326,25 @@ class FeatureLabel(Base):
     author: Mapped[User | None] = relationship(lazy="joined")
 
 
+class FeatureExplanation(Base):
+    """An LLM's explanation of a feature, with its score and provenance; every one is kept and
+    the newest is shown. A human label (`feature_labels`) takes precedence over it."""
+
+    __tablename__ = "feature_explanations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feature_id: Mapped[int] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)  # accuracy on held-out contexts
+    n_scored: Mapped[int] = mapped_column(Integer, default=0)
+    explainer_model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str] = mapped_column(String(64))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    requested_by: Mapped[User | None] = relationship(lazy="joined")
+
+
 class LabelVote(Base):
     __tablename__ = "label_votes"
     __table_args__ = (

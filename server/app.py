@@ -32,6 +32,7 @@ from server.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.routes import ROUTERS, admin_jobs, api_docs
 from server.security import password_hasher
 from server.services.preview import PreviewService
+from server.services.setup_status import install_setup_status
 from worker.cache import ModelCache
 from worker.context import WorkerContext, default_worker_name
 from worker.jobs import run_trace_job
@@ -65,6 +66,7 @@ def create_app(
     )
     app.state.services = services
     app.state.templates = services.templates
+    install_setup_status(app)  # the setup's progress: GET /api/setup/status and the pages' banner
     install_error_handlers(app)
     app.add_middleware(AdmissionMiddleware, limit=settings.request_threads)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: also on the admission's 503s
@@ -93,9 +95,19 @@ def build_services(
     )
     sessions = make_sessionmaker(engine)
     redis = _connect_redis(settings)
+    worker_cache = None
+    if redis is None and tracer is None:  # in-process workers run the engine
+        if settings.torch_threads:  # as `glassbox worker` does
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
+        worker_cache = ModelCache(
+            capacity=settings.model_cache_size, device=settings.device, dtype=settings.dtype
+        )
+        tracer = EngineTracer(worker_cache)
     queue = _make_queue(settings, sessions, redis, tracer)
     limiter: RateLimiter = RedisRateLimiter(redis, settings.redis_prefix) if redis else MemoryRateLimiter()
-    cache = preview_cache or ModelCache(capacity=settings.model_cache_size, device=settings.preview_device)
+    cache = preview_cache or _preview_cache(settings, worker_cache)
     return AppServices(
         settings=settings,
         engine=engine,
@@ -132,14 +144,22 @@ def _connect_redis(settings: Settings) -> Redis | None:
     return Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
+def _preview_cache(settings: Settings, worker_cache: ModelCache | None) -> ModelCache:
+    """Models for tokenization previews: the in-process workers' own when they run on the
+    preview device, so a model is loaded once (a first trace then finds the model that
+    counted its tokens) and held once in memory; else a cache of their own."""
+    if worker_cache is not None and worker_cache.resolved_device() == settings.preview_device:
+        return worker_cache
+    return ModelCache(capacity=settings.model_cache_size, device=settings.preview_device)
+
+
 def _make_queue(
     settings: Settings, sessions: SessionFactory, redis: Redis | None, tracer: Tracer | None
 ) -> JobQueue:
     if redis is not None:
         return RQJobQueue(redis, settings.queue_name, job_timeout_s=settings.job_timeout_s)
     if tracer is None:
-        cache = ModelCache(capacity=settings.model_cache_size, device=settings.device, dtype=settings.dtype)
-        tracer = EngineTracer(cache)
+        raise ValueError("in-process workers need a tracer")
     context = WorkerContext(settings, sessions, tracer, default_worker_name("server"))
     return ThreadJobQueue(
         lambda job_id: run_trace_job(job_id, context=context), threads=settings.inprocess_workers

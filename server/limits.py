@@ -61,3 +61,11 @@ def limit_auth(services: AppServices, request: Request) -> None:
     s = services.settings
     enforce(services.limiter, f"auth:addr:{client_address(request)}", limit=s.auth_rate_limit_per_address,
             window_s=s.auth_rate_limit_window_s, what="sign-in attempts")
+
+
+def limit_explanations(services: AppServices, user: User) -> None:
+    """Single-feature LLM explanations per account: each is several calls to the explainer,
+    which may be a paid API."""
+    s = services.settings
+    enforce(services.limiter, f"explain:user:{user.id}", limit=s.explainer_rate_limit_per_user,
+            window_s=s.trace_rate_limit_window_s, what="feature explanations for this account")

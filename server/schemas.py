@@ -9,9 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from persistence.graphs import SLUG_PATTERN
+from persistence.graphs import SLUG_PATTERN, graph_parameters, graph_title
 from persistence.tables import (
     ApiKey,
     Comment,
@@ -149,12 +157,21 @@ class ModelPublic(BaseModel):
     display_name: str
     enabled: bool
     transcoder_sets: list[TranscoderSetPublic]
+    chat_template: bool | None = Field(
+        default=None,
+        description="Whether the model's tokenizer has a chat template, so a trace may give chat "
+        "`messages`; null: not known yet (the model's files are not on the server).",
+    )
 
     @classmethod
-    def of(cls, model: ModelEntry) -> ModelPublic:
+    def of(cls, model: ModelEntry, *, chat_template: bool | None = None) -> ModelPublic:
         sets = [TranscoderSetPublic.of(t) for t in model.transcoder_sets]
         return cls(
-            name=model.name, display_name=model.display_name, enabled=model.enabled, transcoder_sets=sets
+            name=model.name,
+            display_name=model.display_name,
+            enabled=model.enabled,
+            transcoder_sets=sets,
+            chat_template=chat_template,
         )
 
 
@@ -190,6 +207,21 @@ class TokenizeRequest(Input):
     top_k: Annotated[int, Field(ge=0, le=100)] = 10
 
 
+class TargetTokensRequest(Input):
+    text: Annotated[Text, Field(max_length=100)]
+
+
+class TargetTokensResponse(BaseModel):
+    """How a custom target's text splits into tokens; a target must be exactly one."""
+
+    model: str
+    text: str
+    token_ids: list[int]
+    tokens: list[str]
+    n_tokens: int
+    problem: str | None = Field(description="Why the text cannot be a target; null when it can.")
+
+
 class NextToken(BaseModel):
     token: str
     prob: float
@@ -217,12 +249,22 @@ class LogitDiff(Input):
     minus: TokenText
 
 
+# Feature nodes a trace visits unless the request says otherwise. Every active feature (null)
+# costs 2.5-7x the CPU time on 6-14 token prompts for 0.01-0.03 more replacement score
+# (bench/RESULTS.md, "Submit to graph"); the featured graphs use the same 1,000.
+DEFAULT_MAX_FEATURE_NODES = 1000
+
+
 class TraceParams(Input):
-    """Options of glassbox.trace; defaults follow circuit-tracer's."""
+    """Options of glassbox.trace; defaults follow circuit-tracer's, except max_feature_nodes."""
 
     max_n_logits: Annotated[int, Field(ge=1, le=50)] = 10
     desired_logit_prob: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
-    max_feature_nodes: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
+    max_feature_nodes: Annotated[int, Field(ge=1, le=MAX_INT)] | None = Field(
+        default=DEFAULT_MAX_FEATURE_NODES,
+        description="Most feature nodes (features visited in order of influence on the logits); "
+        "null: every active feature (slow beyond a few tokens on a CPU).",
+    )
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 64
     node_threshold: Fraction = 0.8
     edge_threshold: Fraction = 0.98
@@ -231,15 +273,36 @@ class TraceParams(Input):
     )
 
 
+class ChatMessage(Input):
+    role: Literal["system", "user", "assistant"]
+    content: Annotated[Text, Field(max_length=20_000)]
+
+
+ChatMessages = Annotated[list[ChatMessage], Field(min_length=1, max_length=50)]
+
+
 class TraceCreate(Input):
     model: Name
     transcoders: Name | None = Field(
         default=None, description="Transcoder set; default: the model's default."
     )
-    prompt: Annotated[Text, Field(max_length=100_000)]
+    prompt: Annotated[Text, Field(max_length=100_000)] = Field(
+        default="", description="The prompt; or give `messages` instead."
+    )
+    messages: ChatMessages | None = Field(
+        default=None,
+        description="Chat messages instead of a prompt: the model's chat template makes the prompt "
+        "of them (a model without one answers 422; see `chat_template` in GET /api/models).",
+    )
     params: TraceParams = Field(default_factory=TraceParams)
     slug: Slug | None = Field(default=None, description="Slug of the graph; default: made from the prompt.")
     visibility: Visibility = Visibility.PUBLIC
+
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> TraceCreate:
+        if self.messages is not None and self.prompt:
+            raise ValueError("give a prompt or chat messages, not both")
+        return self
 
 
 class JobPublic(BaseModel):
@@ -322,6 +385,7 @@ class GraphListItem(BaseModel):
     uploaded. GET /api/graphs/{slug} has the rest."""
 
     slug: str
+    title: str | None = Field(default=None, description="The name its owner gave it; null: none.")
     prompt: str
     scan: str
     model: str | None
@@ -350,7 +414,7 @@ class GraphPublic(GraphListItem):
 
     @classmethod
     def of(cls, g: GraphRecord) -> GraphPublic:
-        return cls(**_graph_fields(g, prompt=g.prompt), tokens=g.tokens, parameters=g.parameters)
+        return cls(**_graph_fields(g, prompt=g.prompt), tokens=g.tokens, parameters=graph_parameters(g))
 
 
 def _shortened(text: str, max_chars: int) -> str:
@@ -360,6 +424,7 @@ def _shortened(text: str, max_chars: int) -> str:
 def _graph_fields(g: GraphRecord, *, prompt: str) -> dict[str, Any]:
     return dict(
         slug=g.slug,
+        title=graph_title(g),
         prompt=prompt,
         scan=g.scan,
         model=g.model.name if g.model else None,
@@ -384,8 +449,22 @@ class GraphPage(BaseModel):
     offset: int
 
 
+GraphTitle = Annotated[Text, Field(max_length=200)]
+
+
 class GraphUpdate(Input):
-    visibility: Visibility
+    """What a graph's owner (or an administrator) may change; fields left out stay as they are."""
+
+    visibility: Visibility | None = None
+    title: GraphTitle | None = Field(
+        default=None, description="A name for the graph, shown instead of its prompt; empty: none."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> GraphUpdate:
+        if self.visibility is None and self.title is None:
+            raise ValueError("give a visibility or a title")
+        return self
 
 
 # ---- features and labels -------------------------------------------------------------------
@@ -401,6 +480,22 @@ class FeatureBatchRequest(Input):
     include_dashboards: bool = True
 
 
+class ExplanationPublic(BaseModel):
+    """An LLM's explanation of a feature and its provenance. A human `label` is shown before it,
+    and it before the `auto_label`."""
+
+    text: str
+    score: float | None = Field(
+        description="Share of held-out contexts (activating and not, half each) the explainer told "
+        "apart given the explanation: 0.5 is chance, 1 perfect; null when none could be scored."
+    )
+    n_scored: int
+    explainer_model: str
+    prompt_version: str
+    created_at: datetime
+    requested_by: str | None = None
+
+
 class FeaturePublic(BaseModel):
     model: str
     transcoders: str
@@ -409,7 +504,15 @@ class FeaturePublic(BaseModel):
     auto_label: str | None
     label: str | None
     label_version: int
+    activation_frequency: float | None = Field(
+        default=None,
+        description="Share of tokens the feature fires on (from its dashboard; null without one), "
+        "also when the dashboard is left out.",
+    )
     dashboard: dict[str, Any] | None = None
+    explanation: ExplanationPublic | None = Field(
+        default=None, description="The newest LLM explanation (POST .../explain makes one)."
+    )
 
 
 class DashboardUpload(Input):
@@ -497,6 +600,33 @@ class SubgraphUpdate(Input):
     pruning_threshold: Fraction | None = None
     density_threshold: Fraction | None = None
     visibility: Visibility | None = None
+
+
+class GuideContributor(BaseModel):
+    """A node the suggested subgraph's note names: its direct edge into the target logit
+    (signed; 0 when it has none) and its influence on it (a share, 0-1)."""
+
+    node_id: str
+    kind: str
+    label: str
+    direct: float
+    influence: float
+
+
+class SuggestedSubgraph(BaseModel):
+    """A graph's suggested subgraph for its most likely output (glassbox.graph.guide): nodes to
+    pin, supernodes ([[name, node id, ...], ...]) and a note computed from the graph's numbers."""
+
+    version: int
+    target: str
+    token: str
+    prob: float
+    pinned_ids: list[str]
+    supernodes: list[list[str]]
+    note: list[str]
+    carriers: list[GuideContributor]
+    against: list[GuideContributor]
+    shares: dict[str, float]
 
 
 class SubgraphPublic(BaseModel):

@@ -67,3 +67,17 @@ def test_python_short_api(tiny_dirs, graph_schema):
     jsonschema.validate(data, graph_schema)
     assert data["metadata"]["slug"] == "jordan"
     assert 0 <= result.scores["replacement"] <= 1
+
+
+def test_to_json_reuses_the_traces_pruning_and_equals_a_fresh_export(tiny_dirs, monkeypatch):
+    from glassbox.graph import export
+
+    model, tcs = tiny_dirs
+    result = glassbox.trace("Fact : Michael Jordan", model=str(model), transcoders=str(tcs))
+    fresh = export.graph_to_json(result.graph, slug="j")  # the trace's thresholds are the defaults
+    influence = export.node_influence
+    calls = []
+    monkeypatch.setattr(export, "node_influence", lambda g: calls.append(g) or influence(g))
+    assert result.to_json(slug="j") == fresh and calls == []  # nothing computed a second time
+    other = result.to_json(slug="j", node_threshold=0.5)  # other thresholds: pruned again
+    assert len(calls) == 1 and other == export.graph_to_json(result.graph, slug="j", node_threshold=0.5)

@@ -15,7 +15,7 @@ from glassbox.features import BuildConfig, FeatureStore, build_features
 from glassbox.features.errors import FeatureBuildError, FeatureStoreError
 from glassbox.features.export import to_feature_details
 from glassbox.features.inputs import input_from_record
-from glassbox.features.labels import LabelEvidence, auto_label
+from glassbox.features.labels import METHOD
 from glassbox.features.logits import feature_directions, top_bottom_logits
 from glassbox.features.state import LayerState, LayerUpdater, batch_generator
 from glassbox.graph.schemas import load_schema
@@ -231,34 +231,9 @@ def test_every_feature_has_an_auto_label_with_provenance(built):
     for (layer, f), text in labels.items():
         assert text and len(text) < 80
         prov = store.label_provenance(layer, f)
-        assert prov["kind"] == "auto" and prov["method"] == "glassbox-auto-v1"
+        assert prov["kind"] == "auto" and prov["method"] == METHOD  # more: test_feature_labels.py
     fired = next(k for k in all_keys(store) if store.get(*k, examples=False)["n_fires"] > 0)
-    assert store.auto_label(*fired).startswith('"')
-
-
-def _evidence(act, prev, logits=(" basketball",)):
-    """Label of synthetic evidence; every token but " Jordan" occurs in the corpus."""
-    vocab = ["<bos>", " basketball", " sport", " the", " a", "\n", " Jordan", " plays"]
-    ids = {t: i for i, t in enumerate(vocab)}
-    ev = LabelEvidence(act_ids=np.array([ids[t] for t in act]), prev_ids=np.array([ids[t] for t in prev]),
-                       top_logit_ids=np.array([ids[t] for t in logits]), n_fires=len(act))
-    counts = np.array([10, 5, 5, 500, 400, 100, 0, 3])
-    return auto_label(ev, vocab=vocab, corpus_counts=counts, n_corpus=int(counts.sum()))[0]
-
-
-def test_auto_label_names_typical_tokens_and_top_logit():
-    assert _evidence([" basketball"] * 6 + [" sport"] * 4 + [" the"], [" the"] * 11) == \
-        '"basketball / sport" -> " basketball"'
-    # one dominant token is named alone; blank logits and logits absent from the corpus are passed over
-    assert _evidence([" basketball"] * 9 + [" the"], [" the"] * 10, logits=("\n", " Jordan", " sport")) == \
-        '"basketball" -> " sport"'
-    assert _evidence([" sport"] * 3, [" the"] * 3, logits=(" Jordan",)) == '"sport"'
-    diverse = [" basketball", " sport", " the", " a", "\n", " Jordan", " plays"]  # no token has 25%
-    assert _evidence(diverse, [" plays"] * 5 + [" the"] * 2).startswith('after "plays"')
-    none = np.array([], dtype=int)
-    dead = auto_label(LabelEvidence(none, none, none, 0),
-                      vocab=["a"], corpus_counts=np.array([1]), n_corpus=1000)[0]
-    assert dead.startswith("dead")
+    assert not store.auto_label(*fired).startswith("dead")
 
 
 # ---- streaming state ---------------------------------------------------------------------------------

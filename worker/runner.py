@@ -8,6 +8,7 @@ job's request and the registry, and storing its graph.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import update
@@ -57,7 +58,11 @@ def run_trace(ctx: WorkerContext, job_id: str) -> str:
                 result = intervene(ctx.tracer, spec, monitor.progress)
                 return "done" if finish_job(ctx.sessions, claim, result=result) else "stopped"
             output = ctx.tracer(spec, monitor.progress)
-            return "done" if complete_job(ctx.sessions, claim, spec, output) else "stopped"
+            t_store = time.perf_counter()
+            if not complete_job(ctx.sessions, claim, spec, output):
+                return "stopped"
+            _log_done(claim, output, store_s=time.perf_counter() - t_store)
+            return "done"
         except JobStopped:
             log.info("job %s stopped while running", job_id)
             return "stopped"
@@ -65,6 +70,15 @@ def run_trace(ctx: WorkerContext, job_id: str) -> str:
             reason = failure_reason(exc, what="trace", timeout_s=settings.job_timeout_s)
             fail_job(ctx.sessions, claim, reason)
             return "failed"
+
+
+def _log_done(claim: Claim, output: TraceOutput, *, store_s: float) -> None:
+    """One line per finished trace with where its time went (JSON logs carry `timings`)."""
+    timings = {k: round(v, 3) for k, v in {**output.timings, "store_s": store_s}.items()}
+    total = time.monotonic() - claim.started
+    steps = ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in timings.items())
+    log.info("trace job %s done in %.2f s (%s)", claim.job_id, total, steps,
+             extra={"job_id": claim.job_id, "timings": timings, "run_s": round(total, 3)})
 
 
 def intervene(tracer: Tracer, spec: InterventionSpec, progress: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ takes the model and transcoders from a `ModelCache` (loaded once per worker) and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,8 @@ class TraceOutput:
     graph_json: dict[str, Any]
     replacement_score: float | None = None
     completeness_score: float | None = None
+    # seconds per step (load, attribution, prune, export), for the job's log line
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Tracer(Protocol):
@@ -52,19 +55,31 @@ class EngineTracer:
         from glassbox.attribution.targets import prompt_logit_difference
 
         progress("loading model", 0.0)
+        t0 = time.perf_counter()
         model = self.cache.model(spec.model_source)
         transcoders = self.cache.transcoders(spec.transcoders_source)
+        t_loaded = time.perf_counter()
         params = dict(spec.params)
         logit_diff = params.pop("logit_diff", None)
         if logit_diff is not None:
             params["targets"] = [
                 prompt_logit_difference(model, spec.prompt, logit_diff["plus"], logit_diff["minus"])
             ]
+        t_start = time.perf_counter()
         result = glassbox.trace(
             spec.prompt, model=model, transcoders=transcoders, progress=progress, **params
         )
         replacement, completeness = scores_of(result)
-        return TraceOutput(result.to_json(slug=spec.slug, scan=spec.model_name), replacement, completeness)
+        t_traced = time.perf_counter()
+        graph_json = result.to_json(slug=spec.slug, scan=spec.model_name)
+        attribution = float(result.graph.metadata.get("seconds_total", t_traced - t_start))
+        timings = {
+            "load_s": t_loaded - t0,  # zero unless the model or transcoders were not loaded yet
+            "attribution_s": attribution,
+            "prune_s": max(t_traced - t_start - attribution, 0.0),  # pruning and scores
+            "export_s": time.perf_counter() - t_traced,
+        }
+        return TraceOutput(graph_json, replacement, completeness, timings)
 
     def intervene(self, spec: InterventionSpec, progress: ProgressFn) -> dict[str, Any]:
         """Run an intervention job on the same cached model and transcoders."""

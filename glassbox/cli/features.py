@@ -1,4 +1,5 @@
-"""`glassbox features ...`: build dashboards for a transcoder set, look at them, export them."""
+"""`glassbox features ...`: build dashboards for a transcoder set, look at them, export them, and
+ask an LLM to explain a feature."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import typer
 
 from glassbox.cli.common import fail_cleanly
 
-app = typer.Typer(help="Feature dashboards: build, inspect, export.", no_args_is_help=True)
+app = typer.Typer(help="Feature dashboards: build, inspect, export, explain with an LLM.",
+                  no_args_is_help=True)
 
 
 def _parse_layers(text: str | None) -> list[int] | None:
@@ -176,6 +178,28 @@ def _marked(example: dict[str, Any]) -> str:
     return "".join(toks).replace("\n", "⏎")
 
 
+@app.command("relabel")
+@fail_cleanly
+def relabel_command(
+    store: Annotated[Path, typer.Argument(help="Feature store folder.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Label every feature of a store again with the current automatic labeller (no model needed;
+    the dashboards stay). A server that copied the old labels: `glassbox relabel` updates them."""
+    import time
+
+    from glassbox.features.labels import METHOD
+    from glassbox.features.relabel import relabel_store
+
+    bars = _Bars(quiet)
+    t0 = time.monotonic()
+    try:
+        n = relabel_store(store, progress=lambda done, total: bars("finalize", done, total))
+    finally:
+        bars.close()
+    typer.echo(f"labelled {n} features of {store} ({METHOD}) in {time.monotonic() - t0:.1f} s")
+
+
 @app.command("export")
 @fail_cleanly
 def export_command(
@@ -215,3 +239,42 @@ def export_command(
 
 def _size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 1e6
+
+
+@app.command("explain")
+@fail_cleanly
+def explain_command(
+    features: Annotated[Path, typer.Option("--features", help="Feature store folder.")],
+    layer: Annotated[int, typer.Option("--layer", "-l", help="Layer.")],
+    feature: Annotated[int, typer.Option("--feature", "-f", help="Feature index within the layer.")],
+    url: Annotated[str | None, typer.Option(envvar="GLASSBOX_EXPLAINER_URL", show_envvar=True,
+                   help="Base URL of an OpenAI-compatible chat API, e.g. http://127.0.0.1:8080/v1.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", envvar="GLASSBOX_EXPLAINER_MODEL",
+                     show_envvar=True, help="Model name the endpoint is asked for.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="GLASSBOX_EXPLAINER_API_KEY", show_envvar=True,
+                       show_default=False, help="API key (sent as a Bearer token).")] = None,
+    timeout: Annotated[float, typer.Option(envvar="GLASSBOX_EXPLAINER_TIMEOUT_S", show_envvar=True,
+                       help="Seconds to wait for each answer.")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Retries of an answer 429 or 5xx, with backoff.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out and random contexts.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+) -> None:
+    """Ask an LLM to explain one feature, then score the explanation on held-out contexts."""
+    from dataclasses import asdict
+
+    from glassbox.features import FeatureStore
+    from glassbox.features.explain import ChatClient, ExplainerError, explain_store_feature
+
+    if not url:
+        raise ExplainerError("no explainer endpoint: give --url (or set GLASSBOX_EXPLAINER_URL), e.g. "
+                             "http://127.0.0.1:8080/v1 for a local llama.cpp server")
+    client = ChatClient(url, model=model, api_key=api_key, timeout_s=timeout, retries=retries)
+    result = explain_store_feature(client, FeatureStore.open(features), layer, feature, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(asdict(result), default=str, ensure_ascii=False))
+        return
+    typer.echo(f"layer {layer} feature {feature}: {result.text}")
+    score = "no score (too few contexts)" if result.score is None else \
+        f"score {result.score:.2f} on {result.n_scored} held-out contexts (0.50 is chance)"
+    typer.echo(f"{score}; {result.explainer_model}, {result.prompt_version}, "
+               f"{result.created_at:%Y-%m-%d %H:%M} UTC")

@@ -3,24 +3,26 @@
 Build once per (model, transcoder set, corpus), then look features up:
 
     from glassbox.features import BuildConfig, FeatureStore, build_features
-    folder = build_features(model, transcoders, "offline-en", n_tokens=1_000_000,
+    folder = build_features(model, transcoders, "offline", n_tokens=1_000_000,
                             output_dir="dash/gemma-3-270m--plt-2k")       # resumable
     store = FeatureStore.open(folder)
     store.get(3, 1234)                          # one dashboard dict
     store.get_many([(3, 1234), (7, 42)])        # many, in the order asked
     store.get_many(keys, examples=4)            # at most 4 examples per group (what the viewer shows)
     store.get_many(keys, examples=False)        # stats, logits and labels only (fastest)
-    store.auto_label(3, 1234)                   # '"basketball / sport" -> " basketball"'
+    store.auto_label(3, 1234)                   # '"basketball" / "football"', 'word after "the"?'
     store.auto_labels(keys)                     # {(layer, feature): label}, e.g. graph clerps
     store.feature_details(3, 1234)              # Anthropic feature-details JSON (schema-valid)
 
-CLI: `glassbox features build|info|show|export`. A store is read-only and thread-safe; its
+CLI: `glassbox features build|info|show|export|explain|relabel` (explain: an LLM's explanation of a
+feature, scored on held-out contexts; `glassbox.features.explain`). A store is read-only and thread-safe; its
 layout is in `glassbox.features.store`. Latency: bench/features_bench.py.
 
 A dashboard dict (`get`) is a superset of Anthropic's feature-details format:
     index                 Cantor pair of (layer, feature), as graph nodes' `feature` field
     layer, feature, transcoder_id
-    auto_label, auto_label_provenance   {"kind": "auto", "method", "evidence", ...} or None
+    auto_label, auto_label_provenance   {"kind": "auto", "method", "confidence", "low_confidence",
+                          "pattern", "evidence", ...} or None (glassbox.features.labels)
     activation_frequency  firings / counted tokens (firing: activation > 0; BOS not counted)
     n_fires, n_tokens, act_min, act_max, act_mean
     quantile_values       activations at BuildConfig.quantile_cuts (from the histogram)

@@ -32,10 +32,11 @@ import torch
 from glassbox.features import codec
 from glassbox.features.config import BuildConfig
 from glassbox.features.errors import FeatureBuildError
-from glassbox.features.finalize import FeatureSummary, Finalizer
+from glassbox.features.finalize import Finalizer
 from glassbox.features.inputs import input_from_override
-from glassbox.features.labels import METHOD, LabelEvidence, auto_label
+from glassbox.features.labels import METHOD, Vocab
 from glassbox.features.logits import feature_directions, top_bottom_logits
+from glassbox.features.relabel import label_row
 from glassbox.features.state import LayerState, LayerUpdater, batch_generator
 from glassbox.features.store import (
     DATABASE,
@@ -323,7 +324,7 @@ def _finalize(folder: Path, model: LoadedModel, tc: TranscoderSet, run: _Stream,
     vocab = decode_vocab(model)
     write_vocab(folder, vocab)
     tokens = np.asarray(run.tokens)
-    corpus_counts = np.bincount(tokens.ravel(), minlength=len(vocab))
+    labeller = Vocab(vocab, np.bincount(tokens.ravel(), minlength=len(vocab)))
     built_at = datetime.now(UTC).isoformat(timespec="seconds")
     writer = StoreWriter(folder, d_transcoder=tc.d_transcoder)
     fin = Finalizer(cfg)
@@ -335,8 +336,8 @@ def _finalize(folder: Path, model: LoadedModel, tc: TranscoderSet, run: _Stream,
         summaries = list(fin.layer(run.states[layer], logits))
         writer.add_features(layer, ((s.feature, s.n_fires, s.act_max, s.act_mean, codec.encode(s.blob))
                                     for s in summaries))
-        writer.add_labels(layer, "auto",
-                          (_label(s, tokens, vocab, corpus_counts, built_at) for s in summaries))
+        writer.add_labels(layer, "auto", (label_row(s.feature, s.n_fires, s.blob, tokens, labeller, built_at)
+                                          for s in summaries))
     writer.commit()
     n_counted = run.n_counted()
     spent = (time.monotonic() - t0, time.process_time() - c0)
@@ -345,21 +346,6 @@ def _finalize(folder: Path, model: LoadedModel, tc: TranscoderSet, run: _Stream,
         progress("finalize", len(run.layers), len(run.layers))
     for name in (CHECKPOINT, BUILD):
         (folder / name).unlink(missing_ok=True)
-
-
-def _label(s: FeatureSummary, tokens: np.ndarray, vocab: list[str], corpus_counts: np.ndarray,
-           built_at: str) -> tuple[int, str, dict]:
-    index = np.concatenate([s.blob.top_index, s.blob.smp_index])
-    rows, pos = np.divmod(index, tokens.shape[1])
-    act_ids = tokens[rows, pos]
-    prev_ids = np.where(pos > 0, tokens[rows, np.maximum(pos - 1, 0)], -1)
-    n = len(s.blob.logit_ids) // 2
-    ev = LabelEvidence(act_ids=act_ids, prev_ids=prev_ids, top_logit_ids=s.blob.logit_ids[:n],
-                       n_fires=s.n_fires)
-    text, evidence = auto_label(ev, vocab=vocab, corpus_counts=corpus_counts, n_corpus=int(tokens.size))
-    provenance = {"kind": "auto", "method": METHOD, "n_examples": int(len(index)), "evidence": evidence,
-                  "store_built_at": built_at}
-    return s.feature, text, provenance
 
 
 def _manifest(params: dict[str, Any], cfg: BuildConfig, run: _Stream, tokens: np.ndarray, n_counted: int,
@@ -374,7 +360,7 @@ def _manifest(params: dict[str, Any], cfg: BuildConfig, run: _Stream, tokens: np
         "n_tokens_requested": params["n_tokens"],
         "n_rows": int(tokens.shape[0]), "seq_len": int(tokens.shape[1]),
         "n_tokens": int(tokens.size), "n_tokens_counted": int(n_counted),
-        "layers": run.layers, "d_transcoder": run.tc.d_transcoder,
+        "layers": run.layers, "d_transcoder": run.tc.d_transcoder, "label_method": METHOD,
         "config": cfg.to_dict(),
         "histogram_edges": cfg.edges().tolist(),
         "stream_seconds": round(run.seconds, 1), "stream_cpu_seconds": round(run.cpu_seconds, 1),

@@ -195,6 +195,11 @@ class FeatureStore:
         ids = {self._id(layer, feature): (int(layer), int(feature)) for layer, feature in keys}
         return {ids[i]: text for i, (text, _) in self._labels(sorted(ids)).items()}
 
+    def labels_with_provenance(self, layer: int) -> dict[int, tuple[str, dict[str, Any]]]:
+        """{feature: (automatic label, its provenance)} of one layer: e.g. to copy them elsewhere."""
+        ids = [self._id(layer, f) for f in range(self.d_transcoder)]
+        return {i - layer * self.d_transcoder: found for i, found in self._labels(ids).items()}
+
     def label_provenance(self, layer: int, feature: int) -> dict[str, Any] | None:
         found = self._labels([self._id(layer, feature)])
         return found[self._id(layer, feature)][1] if found else None

@@ -45,6 +45,8 @@ def graph_to_json(
     extra_metadata: Mapping[str, Any] | None = None,
     weight_digits: int | None = WEIGHT_DIGITS,
     include_scores: bool = True,
+    pruned: PruneResult | None = None,
+    scores: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The pruned graph as a JSON-ready dict that validates against graph-schema.json.
 
@@ -52,16 +54,25 @@ def graph_to_json(
     scan: the model id viewers group graphs by (default: graph.model_name).
     extra_metadata: merged (recursively) into `metadata` last, e.g. `feature_details`.
     weight_digits: significant digits kept in link weights; None keeps the float32 value.
+    pruned, scores: `prune_graph(graph, node_threshold, edge_threshold)` and
+    `compute_graph_scores(graph)` when the caller has them already (`glassbox.trace` does),
+    so that influence over the whole graph is not computed again.
     """
     if not isinstance(slug, str) or not slug.strip():
         raise GlassboxError("graph_to_json needs a non-empty slug")
-    influence = node_influence(graph)
-    pruned = prune_graph(graph, node_threshold, edge_threshold, influence=influence)
+    influence = None
+    if pruned is None or (include_scores and scores is None):
+        influence = node_influence(graph)
+    if pruned is None:
+        pruned = prune_graph(graph, node_threshold, edge_threshold, influence=influence)
     tokens = token_strings(graph)
     nodes = _build_nodes(graph, pruned, tokens, feature_labels or {})
     links = _build_links(graph, pruned, nodes, weight_digits)
     used = _used_nodes(nodes, links)
-    scores = compute_graph_scores(graph, influence=influence) if include_scores else None
+    if not include_scores:
+        scores = None
+    elif scores is None:
+        scores = compute_graph_scores(graph, influence=influence)
     metadata = _metadata(
         graph, slug=slug, scan=scan, tokens=tokens, scores=scores,
         pruning={"node_threshold": node_threshold, "edge_threshold": edge_threshold},

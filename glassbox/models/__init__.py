@@ -10,6 +10,7 @@ from glassbox._lazy import lazy_exports
 _LAZY = {
     "ArchSpec": "glassbox.models.arch",
     "supported_architectures": "glassbox.models.arch",
+    "has_chat_template": "glassbox.models.chat",
     "LoadedModel": "glassbox.models.loaded",
     "load_model": "glassbox.models.loaded",
 }

@@ -7,12 +7,14 @@ from fastapi import APIRouter
 from server.routes import (
     auth,
     compare,
+    explanations,
     features,
     graphs,
     health,
     interventions,
     models,
     pages,
+    setup_status,
     subgraphs,
     traces,
 )
@@ -27,5 +29,7 @@ ROUTERS: list[APIRouter] = [
     compare.router,
     subgraphs.router,
     features.router,
+    explanations.router,
+    setup_status.router,
     pages.router,
 ]

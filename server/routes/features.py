@@ -20,7 +20,7 @@ from server.schemas import (
     LabelRevert,
     VoteRequest,
 )
-from server.services import comments, features
+from server.services import comments, explanations, features
 from server.strict_json import StrictJSONRoute
 
 router = APIRouter(prefix="/api", tags=["features"], route_class=StrictJSONRoute)
@@ -36,10 +36,17 @@ def get_feature(
     session: SessionDep,
     dashboard: bool = True,
 ) -> FeaturePublic:
-    """A feature's label, auto label and dashboard (null until the features builder made one)."""
+    """A feature's label, auto label, newest LLM explanation and dashboard (null until the features
+    builder made one)."""
     addr = feature_rows.address(session, model, transcoders, layer, index)
     feature = feature_rows.find_feature(session, addr, with_dashboard=dashboard)
-    return features.feature_public(addr, feature, with_dashboard=dashboard)
+    explanation = explanations.explanation_of(session, feature)
+    frequency = None
+    if feature is not None and not dashboard:
+        frequency = feature_rows.activation_frequencies(session, [feature.id]).get(feature.id)
+    return features.feature_public(
+        addr, feature, with_dashboard=dashboard, explanation=explanation, frequency=frequency
+    )
 
 
 @router.post("/features/{model}/{transcoders}/batch", responses=problems(404))

@@ -138,11 +138,15 @@ def get_graph_data(slug: SlugPath, request: Request, user: OptionalUser, session
 
 @router.patch("/{slug}", responses=problems(401, 403, 404))
 def update_graph(slug: SlugPath, body: GraphUpdate, user: CurrentUser, session: SessionDep) -> GraphPublic:
-    return GraphPublic.of(graphs.update_graph(session, slug, user, visibility=body.visibility))
+    """Rename a graph (`title`; empty removes it) or change its visibility: its owner or an
+    administrator."""
+    record = graphs.update_graph(session, slug, user, visibility=body.visibility, title=body.title)
+    return GraphPublic.of(record)
 
 
 @router.delete("/{slug}", status_code=204, responses=problems(401, 403, 404))
 def delete_graph(slug: SlugPath, user: CurrentUser, session: SessionDep) -> Response:
+    """Delete a graph with its saved views and comments: its owner or an administrator."""
     graphs.delete_graph(session, slug, user)
     return Response(status_code=204)
 

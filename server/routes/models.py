@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from persistence import registry
-from server.deps import AdminUser, ServicesDep, SessionDep
+from persistence.tables import ModelEntry
+from server.deps import AdminUser, AppServices, ServicesDep, SessionDep
 from server.errors import problems
 from server.limits import limit_previews
 from server.routes.params import NamePath
@@ -13,6 +14,8 @@ from server.schemas import (
     ModelCreate,
     ModelPublic,
     NextToken,
+    TargetTokensRequest,
+    TargetTokensResponse,
     TokenizeRequest,
     TokenizeResponse,
     TranscoderSetCreate,
@@ -23,10 +26,15 @@ from server.strict_json import StrictJSONRoute
 router = APIRouter(prefix="/api/models", tags=["models"], route_class=StrictJSONRoute)
 
 
+def model_public(model: ModelEntry, services: AppServices) -> ModelPublic:
+    """A model as the API shows it, with whether it has a chat template (from its files)."""
+    return ModelPublic.of(model, chat_template=services.preview.chat_template(model.source))
+
+
 @router.get("")
-def list_models(session: SessionDep) -> list[ModelPublic]:
+def list_models(session: SessionDep, services: ServicesDep) -> list[ModelPublic]:
     """Models that can be traced, with their transcoder sets."""
-    return [ModelPublic.of(m) for m in registry.list_models(session)]
+    return [model_public(m, services) for m in registry.list_models(session)]
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 409))
@@ -37,8 +45,8 @@ def add_model(body: ModelCreate, admin: AdminUser, session: SessionDep) -> Model
 
 
 @router.get("/{name}", responses=problems(404))
-def get_model(name: NamePath, session: SessionDep) -> ModelPublic:
-    return ModelPublic.of(registry.get_model(session, name))
+def get_model(name: NamePath, session: SessionDep, services: ServicesDep) -> ModelPublic:
+    return model_public(registry.get_model(session, name), services)
 
 
 @router.post("/{name}/transcoder-sets", status_code=201, responses=problems(401, 403, 404, 409))
@@ -77,4 +85,24 @@ def tokenize(
         n_tokens=len(preview.token_ids),
         max_tokens=s.max_prompt_tokens,
         top_next=[NextToken(token=t, prob=p) for t, p in preview.top_next],
+    )
+
+
+@router.post("/{name}/tokenize-target", responses=problems(404, 429))
+def tokenize_target(
+    name: NamePath, body: TargetTokensRequest, request: Request, session: SessionDep, services: ServicesDep
+) -> TargetTokensResponse:
+    """How the text of a custom target (a token of a logit difference) splits into tokens,
+    without BOS; `problem` says why it cannot be a target (it must be exactly one token)."""
+    limit_previews(services, request)
+    model = registry.get_model(session, name)
+    session.close()  # release the connection while the tokenizer works
+    found = services.preview.target_tokens(model.source, body.text)
+    return TargetTokensResponse(
+        model=name,
+        text=body.text,
+        token_ids=found.token_ids,
+        tokens=found.tokens,
+        n_tokens=len(found.token_ids),
+        problem=found.problem,
     )

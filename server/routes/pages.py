@@ -18,7 +18,6 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -38,23 +37,24 @@ from persistence.tables import (
 from server.deps import OptionalUser, ServicesDep, SessionDep
 from server.limits import limit_previews
 from server.redirects import same_site_path
+from server.routes.models import model_public
 from server.routes.params import FeatureIndex, JobId, Layer, NamePath, SlugPath
 from server.schemas import (
     ApiKeyPublic,
+    ChatMessages,
     CommentPublic,
     GraphListItem,
     GraphPage,
     GraphPublic,
     Input,
     JobPublic,
-    ModelPublic,
     Name,
     SubgraphPublic,
     Text,
     TraceParams,
     UserPublic,
 )
-from server.services import accounts, comments, features, graphs, jobs, subgraphs
+from server.services import accounts, comments, explanations, features, graphs, jobs, subgraphs
 from server.strict_json import StrictJSONRoute
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ def _graph_page(items: list[GraphRecord], total: int, limit: int) -> dict[str, A
 
 def featured(session: Session, *, limit: int = FEATURED) -> list[dict[str, Any]]:
     """The setup's featured example graphs (firststart.featured, with their titles), then the
-    public graphs people engaged with most; GraphListItem dicts plus a `title` (None: the prompt)."""
+    public graphs people engaged with most; GraphListItem dicts plus a `title` (None: the prompt)
+    and `top`, the model's top next tokens ([{token, prob}], featured graphs only)."""
     from firststart.featured import FEATURED as EXAMPLES
     from firststart.store import list_featured
 
@@ -111,9 +112,16 @@ def featured(session: Session, *, limit: int = FEATURED) -> list[dict[str, Any]]
     curated = list_featured(session)
     popular = most_engaged_graphs(session, limit=limit, exclude={g.id for g in curated})
     return [
-        {**GraphListItem.of(g).model_dump(mode="json"), "title": titles.get(g.slug)}
+        {**GraphListItem.of(g).model_dump(mode="json"), "title": titles.get(g.slug), "top": _top_next(g)}
         for g in (curated + popular)[: max(limit, len(curated))]
     ]
+
+
+def _top_next(g: GraphRecord) -> list[dict[str, Any]]:
+    """The model's top next tokens the setup stored with a featured graph ([] for others)."""
+    featured = (g.parameters or {}).get("featured")
+    top = featured.get("top_predictions") if isinstance(featured, dict) else None
+    return [t for t in top if isinstance(t, dict)] if isinstance(top, list) else []
 
 
 def most_engaged_graphs(session: Session, *, limit: int, exclude: set[int]) -> list[GraphRecord]:
@@ -218,8 +226,8 @@ def new_graph(
     s = services.settings
     context = {
         **_who(user),
-        "models": [ModelPublic.of(m).model_dump(mode="json") for m in registry.list_models(session)],
-        "defaults": TraceParams().model_dump(mode="json"),
+        "models": [model_public(m, services).model_dump(mode="json") for m in registry.list_models(session)],
+        "defaults": _form_defaults(s.max_feature_nodes_limit),
         "limits": {
             "max_prompt_tokens": s.max_prompt_tokens,
             "max_prompt_chars": s.max_prompt_chars,
@@ -231,36 +239,31 @@ def new_graph(
     return _page(request, services, "new.html", context, format)
 
 
-class ChatMessage(Input):
-    role: Literal["system", "user", "assistant"]
-    content: Annotated[Text, Field(max_length=20_000)]
+def _form_defaults(max_feature_nodes_limit: int) -> dict[str, Any]:
+    """The trace options the form starts with: the API's defaults, within this site's limit (as the
+    API applies them when a request leaves max_feature_nodes out)."""
+    defaults = TraceParams().model_dump(mode="json")
+    if defaults["max_feature_nodes"] is not None:
+        defaults["max_feature_nodes"] = min(defaults["max_feature_nodes"], max_feature_nodes_limit)
+    return defaults
 
 
 class ChatPromptRequest(Input):
     model: Name
-    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=50)]
+    messages: ChatMessages
 
 
 @router.post("/new/chat-prompt")
 def chat_prompt(
     body: ChatPromptRequest, request: Request, session: SessionDep, services: ServicesDep
 ) -> dict[str, str]:
-    """Chat messages as the prompt text the model's chat template makes of them (a trace takes
-    one prompt string; the worker tokenizes it as it is, so the template's BOS is not doubled)."""
+    """Chat messages as the prompt text the model's chat template makes of them (what
+    POST /api/traces with `messages` traces), for the live tokenization."""
     limit_previews(services, request)
-    s = services.settings
     model = registry.get_model(session, body.model, error=Unprocessable)
     session.close()  # release the connection while the tokenizer works
     messages = [m.model_dump() for m in body.messages]
-    preview = services.preview
-    with preview.lock:
-        tokenizer = preview.cache.model(model.source).tokenizer
-        if not getattr(tokenizer, "chat_template", None):
-            raise Unprocessable(f"model {body.model!r} has no chat template; give a plain prompt")
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    if len(text) > s.max_prompt_chars:
-        raise Unprocessable(f"the prompt is {len(text)} characters long; the limit is {s.max_prompt_chars}")
-    return {"prompt": text}
+    return {"prompt": services.preview.chat_prompt(model.source, body.model, messages)}
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -295,6 +298,7 @@ def graph_page(
         **_who(user),
         "graph": GraphPublic.of(record).model_dump(mode="json"),
         "subgraphs": [{**v.model_dump(mode="json"), "url": f"/subgraph/{v.slug}"} for v in views],
+        "explainer": explanations.explainer_status(services.settings),
     }
     return _page(request, services, "graph.html", context, format)
 
@@ -338,7 +342,8 @@ def feature_page(
     /api/features/{model}/{transcoders}/{layer}/{index}, .../labels, .../comments)."""
     addr = feature_rows.address(session, model, transcoders, layer, index)
     found = feature_rows.find_feature(session, addr, with_dashboard=True)
-    public = features.feature_public(addr, found, with_dashboard=True)
+    explanation = explanations.explanation_of(session, found)
+    public = features.feature_public(addr, found, with_dashboard=True, explanation=explanation)
     notes = comments.list_comments(session, feature=found) if found else []
     context = {
         **_who(user),
@@ -347,6 +352,7 @@ def feature_page(
         "comments": [CommentPublic.of(c).model_dump(mode="json") for c in notes],
         "api_url": "/api" + feature_url(model, transcoders, layer, index),
         "dashboard": dashboard_view(public.dashboard),
+        "explainer": explanations.explainer_status(services.settings),
     }
     return _page(request, services, "feature.html", context, format)
 
@@ -406,7 +412,14 @@ def _histogram(counts: Any, edges: Any) -> list[dict[str, Any]]:
         high = "∞" if i == len(values) - 1 else f"{_number(edges[i]):.3g}"
         return f"{low} – {high}"
 
-    return [{"count": int(v), "height": v / peak, "range": span(i)} for i, v in enumerate(values)]
+    def bound(i: int) -> float | None:
+        """Edge i - 1 of the bins (None past the open ends, or without edges): axes for the chart."""
+        return _number(edges[i - 1]) if edges is not None and 0 < i < len(values) else None
+
+    return [
+        {"count": int(v), "height": v / peak, "range": span(i), "low": bound(i), "high": bound(i + 1)}
+        for i, v in enumerate(values)
+    ]
 
 
 def _logits(tokens: Any, values: Any) -> list[dict[str, Any]]:

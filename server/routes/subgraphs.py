@@ -1,4 +1,4 @@
-"""Saved subgraphs by their share slug, and comment deletion."""
+"""Saved subgraphs by their share slug, a graph's suggested subgraph, and comment deletion."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from server.deps import CurrentUser, OptionalUser, SessionDep
 from server.errors import problems
 from server.routes.params import IntId, SlugPath
-from server.schemas import SubgraphPublic, SubgraphUpdate
+from server.schemas import SubgraphPublic, SubgraphUpdate, SuggestedSubgraph
 from server.services import comments, subgraphs
 from server.strict_json import StrictJSONRoute
 
@@ -17,6 +17,14 @@ router = APIRouter(prefix="/api", tags=["subgraphs"], route_class=StrictJSONRout
 @router.get("/subgraphs/{slug}", responses=problems(401, 404))
 def get_subgraph(slug: SlugPath, user: OptionalUser, session: SessionDep) -> SubgraphPublic:
     return SubgraphPublic.of(subgraphs.get_subgraph(session, slug, user))
+
+
+@router.get("/graphs/{slug}/suggested-subgraph", responses=problems(401, 404, 422))
+def suggested_subgraph(slug: SlugPath, user: OptionalUser, session: SessionDep) -> SuggestedSubgraph:
+    """Pinned node ids, supernodes and a note for the graph's most likely output, computed from
+    its JSON (glassbox.graph.guide): the highest-influence features, the strongest direct edges
+    for and against it, and the shares of its influence that end at error nodes and tokens."""
+    return SuggestedSubgraph(**subgraphs.suggested_subgraph(session, slug, user))
 
 
 @router.patch("/subgraphs/{slug}", responses=problems(401, 403, 404))

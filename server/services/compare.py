@@ -3,6 +3,7 @@
 * Graphs of one model and transcoder set: shared transcoder features (glassbox.compare on the
   graphs rebuilt from their JSON, or, for graphs that cannot be rebuilt, on their feature nodes),
   and the difference view: features only in A, only in B, and how the shared ones changed.
+  Each feature comes with its label (`labels_a`, `labels_b`) where the site or the graph has one.
 * Graphs of two models (or two transcoder sets): feature indices do not correspond, so each
   graph's features are listed on their own; for the same prompt the token positions of both
   tokenizations are aligned (glassbox.compare.align_tokens) and each aligned piece of the prompt
@@ -16,12 +17,14 @@ import json
 import logging
 from typing import Any
 
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from glassbox.errors import GlassboxError
 from persistence.errors import Unprocessable
+from persistence.explanations import latest_explanations
 from persistence.graphs import decompress
-from persistence.tables import GraphRecord
+from persistence.tables import Feature, GraphRecord
 from server.services.graphs import get_graph_data
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,8 @@ def compare_records(session: Session, a: GraphRecord, b: GraphRecord) -> dict[st
         result = _pair(_node_stats(imported_a.nodes), _node_stats(imported_b.nodes), comparable=comparable)
         result["method"] = "nodes"
     result.update(prompt_a=a.prompt, prompt_b=b.prompt, comparable=comparable)
+    result["labels_a"] = feature_labels(session, a, result["shared"] + result["only_a"], imported_a.nodes)
+    result["labels_b"] = feature_labels(session, b, result["shared"] + result["only_b"], imported_b.nodes)
     result["outputs"] = output_changes(imported_a.nodes, imported_b.nodes)
     result["alignment"] = None
     tokens_a, tokens_b = imported_a.prompt_tokens, imported_b.prompt_tokens
@@ -92,6 +97,39 @@ def compare_records(session: Session, a: GraphRecord, b: GraphRecord) -> dict[st
 
 
 # ---- features -----------------------------------------------------------------------------------
+
+LABEL_QUERY_BATCH = 500  # (layer, index) pairs per query
+
+
+def feature_labels(
+    session: Session, record: GraphRecord, items: list[dict[str, Any]], nodes: list[Any]
+) -> dict[str, str]:
+    """What to call each feature of `items` in `record`, by "layer/feature": its label on the
+    site, in the feature page's order (a person's label, the newest LLM explanation, the
+    automatic label), else the label the graph's JSON carries (set when it was traced or
+    exported); features with none are left out."""
+    keys = sorted({(int(c["layer"]), int(c["feature"])) for c in items})
+    labels: dict[tuple[int, int], str] = {}
+    for n in nodes:
+        if n.kind == "feature" and n.layer is not None and n.index is not None and (n.clerp or "").strip():
+            labels.setdefault((n.layer, n.index), n.clerp.strip())
+    if record.transcoder_set_id is not None:
+        for start in range(0, len(keys), LABEL_QUERY_BATCH):
+            batch = keys[start : start + LABEL_QUERY_BATCH]
+            rows = session.execute(
+                select(Feature.id, Feature.layer, Feature.index, Feature.label, Feature.auto_label).where(
+                    Feature.transcoder_set_id == record.transcoder_set_id,
+                    tuple_(Feature.layer, Feature.index).in_(batch),
+                )
+            ).all()
+            explained = latest_explanations(session, [row.id for row in rows])
+            for fid, layer, index, label, auto_label in rows:
+                explanation = explained[fid].text if fid in explained else None
+                for text in (label, explanation, auto_label):
+                    if text and text.strip():
+                        labels[(layer, index)] = text.strip()
+                        break
+    return {f"{layer}/{index}": labels[(layer, index)] for layer, index in keys if (layer, index) in labels}
 
 
 def _from_graphs(graph_a: Any, graph_b: Any, *, comparable: bool) -> dict[str, Any]:

@@ -15,16 +15,34 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
 from persistence.errors import Conflict, NotFound
-from persistence.features import FeatureAddress, check_layer, ensure_feature, find_feature
+from persistence.features import (
+    FeatureAddress,
+    activation_frequencies,
+    check_layer,
+    ensure_feature,
+    find_feature,
+    frequency_of,
+)
 from persistence.tables import Feature, FeatureLabel, LabelVote, TranscoderSetEntry, User, utcnow
-from server.schemas import FeaturePublic, LabelPublic
+from server.schemas import ExplanationPublic, FeaturePublic, LabelPublic
+from server.services.explanations import explanations_of
 
 
-def feature_public(addr: FeatureAddress, feature: Feature | None, *, with_dashboard: bool) -> FeaturePublic:
+def feature_public(
+    addr: FeatureAddress,
+    feature: Feature | None,
+    *,
+    with_dashboard: bool,
+    explanation: ExplanationPublic | None = None,
+    frequency: float | None = None,
+) -> FeaturePublic:
+    """`frequency`: the activation frequency when the dashboard is not loaded
+    (persistence.features.activation_frequencies)."""
     dashboard = None
     if with_dashboard and feature is not None and feature.dashboard_gz is not None:
         # NaN/Infinity in rows stored before JSON bodies were read strictly read as null
         dashboard = json.loads(gzip.decompress(feature.dashboard_gz), parse_constant=lambda _: None)
+        frequency = frequency_of(dashboard)
     return FeaturePublic(
         model=addr.tset.model.name,
         transcoders=addr.tset.name,
@@ -33,7 +51,9 @@ def feature_public(addr: FeatureAddress, feature: Feature | None, *, with_dashbo
         auto_label=feature.auto_label if feature else None,
         label=feature.label if feature else None,
         label_version=feature.label_version if feature else 0,
+        activation_frequency=frequency,
         dashboard=dashboard,
+        explanation=explanation,
     )
 
 
@@ -49,11 +69,18 @@ def get_features(
     if with_dashboards:
         stmt = stmt.options(undefer(Feature.dashboard_gz))
     found = {(f.layer, f.index): f for f in session.scalars(stmt)}
+    explained = explanations_of(session, list(found.values()))
+    frequencies = {} if with_dashboards else activation_frequencies(session, [f.id for f in found.values()])
     return [
         feature_public(
-            FeatureAddress(tset, layer, index), found.get((layer, index)), with_dashboard=with_dashboards
+            FeatureAddress(tset, layer, index),
+            feature,
+            with_dashboard=with_dashboards,
+            explanation=explained.get(feature.id) if feature is not None else None,
+            frequency=frequencies.get(feature.id) if feature is not None else None,
         )
         for layer, index in refs
+        for feature in [found.get((layer, index))]
     ]
 
 

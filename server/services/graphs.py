@@ -17,6 +17,7 @@ from persistence.graphs import (
     decode_upload,
     free_slug,
     new_slug,
+    set_graph_title,
     slug_taken,
     store_graph,
 )
@@ -115,15 +116,29 @@ def _visible_to(stmt: Select[Any], user: User | None, *, mine: bool) -> Select[A
     return stmt.where(or_(GraphRecord.visibility == Visibility.PUBLIC, GraphRecord.owner_id == user.id))
 
 
-def update_graph(session: Session, slug: str, user: User, *, visibility: Visibility) -> GraphRecord:
+def update_graph(
+    session: Session,
+    slug: str,
+    user: User,
+    *,
+    visibility: Visibility | None = None,
+    title: str | None = None,
+) -> GraphRecord:
+    """Change a graph's visibility and/or title (its owner or an administrator); None: unchanged."""
     record = get_graph(session, slug, user)
     check_can_edit(record.owner_id, user, "graph")
-    record.visibility = visibility
+    if visibility is not None:
+        record.visibility = visibility
+    if title is not None:
+        set_graph_title(record, title)
     session.commit()
     return record
 
 
 def delete_graph(session: Session, slug: str, user: User) -> None:
+    """Delete a graph (its owner or an administrator). The database removes what hangs on it
+    (its JSON, saved views, comments: ON DELETE CASCADE) and unlinks the jobs that made it or
+    ran on it (SET NULL), so tracing the same request again makes a new graph."""
     record = get_graph(session, slug, user)
     check_can_edit(record.owner_id, user, "graph")
     session.delete(record)

@@ -65,17 +65,30 @@ def submit_trace(
     model = registry.get_model(session, request.model, error=Unprocessable)
     tset = registry.get_transcoder_set(session, model, request.transcoders, error=Unprocessable)
     params = request.params.model_dump()
+    if "max_feature_nodes" not in request.params.model_fields_set:  # the default stays within the limit
+        params["max_feature_nodes"] = min(params["max_feature_nodes"], max_feature_nodes_limit)
     if params["max_feature_nodes"] is not None and params["max_feature_nodes"] > max_feature_nodes_limit:
         raise Unprocessable(f"params.max_feature_nodes may be at most {max_feature_nodes_limit}")
+    messages = None if request.messages is None else [m.model_dump() for m in request.messages]
+    if messages is not None and preview.chat_template(model.source) is False:
+        raise Unprocessable(f"model {model.name!r} has no chat template; give a plain prompt")
     key = request_key(
-        owner_id=user.id, model_id=model.id, transcoder_set_id=tset.id, prompt=request.prompt, params=params
+        owner_id=user.id,
+        model_id=model.id,
+        transcoder_set_id=tset.id,
+        prompt=request.prompt if messages is None else json.dumps(messages, sort_keys=True),
+        params=params,
     )
 
     if request.slug is not None:
         check_user_slug(request.slug)
 
     def build() -> Job:  # after the rate limit: tokenizing the prompt costs the server time
-        preview.check_prompt(model.source, request.prompt)
+        prompt = request.prompt
+        if messages is not None:
+            prompt = preview.chat_prompt(model.source, model.name, messages)
+        preview.check_prompt(model.source, prompt)
+        _check_targets(preview, model.source, params.get("logit_diff"))
         if request.slug is not None and (
             slug_taken(session, request.slug) or _slug_reserved(session, request.slug)
         ):
@@ -84,11 +97,11 @@ def submit_trace(
             kind=JobKind.TRACE,
             key=key,
             request={
-                "prompt": request.prompt,
+                "prompt": prompt,
                 "params": params,
                 "model": model.name,
                 "transcoders": tset.name,
-                "slug": request.slug or new_slug(model.name, request.prompt[:40]),
+                "slug": request.slug or new_slug(model.name, prompt[:40]),
                 "visibility": request.visibility.value,
             },
             model_id=model.id,
@@ -97,6 +110,16 @@ def submit_trace(
         )
 
     return submit_job(session, queue, key=key, output=Job.graph_id, build=build, charge=charge)
+
+
+def _check_targets(preview: PreviewService, source: str, logit_diff: dict[str, str] | None) -> None:
+    """A custom target's tokens must be one token each: a 422 now rather than a failed job."""
+    if logit_diff is None:
+        return
+    for side in ("plus", "minus"):
+        problem = preview.target_tokens(source, logit_diff[side]).problem
+        if problem is not None:
+            raise Unprocessable(f"params.logit_diff.{side} {logit_diff[side]!r} is {problem}")
 
 
 def submit_job(

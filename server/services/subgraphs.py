@@ -1,16 +1,20 @@
-"""Saved subgraphs: a graph plus viewer state, shared by their own slug."""
+"""Saved subgraphs: a graph plus viewer state, shared by their own slug; and the suggested
+subgraph of a graph (glassbox.graph.guide), computed from its stored JSON."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from glassbox.graph.guide import suggest_subgraph
 from persistence.errors import NotFound, Unprocessable
-from persistence.graphs import new_slug
-from persistence.tables import GraphRecord, Subgraph, User, utcnow
+from persistence.graphs import decompress, new_slug
+from persistence.tables import Feature, GraphRecord, Subgraph, User, utcnow
 from server.services.common import check_can_edit, check_visible
+from server.services.graphs import get_graph, get_graph_data
 
 NOT_NULL = ("title", "pinned_ids", "supernodes", "label_overrides", "visibility")
 
@@ -72,3 +76,38 @@ def delete_subgraph(session: Session, slug: str, user: User) -> None:
     check_can_edit(subgraph.owner_id, user, "subgraph")
     session.delete(subgraph)
     session.commit()
+
+
+def suggested_subgraph(session: Session, slug: str, user: User | None) -> dict[str, Any]:
+    """The suggested subgraph and note of a graph the user may see (glassbox.graph.guide), with
+    feature labels as the viewer shows them: the label, else the auto label, else the JSON's."""
+    record = get_graph(session, slug, user)
+    doc = json.loads(decompress(get_graph_data(session, record)))
+    if record.transcoder_set_id is not None:
+        _use_stored_labels(session, record.transcoder_set_id, doc)
+    return suggest_subgraph(doc).to_json()
+
+
+def _use_stored_labels(session: Session, tset_id: int, doc: dict[str, Any]) -> None:
+    """Put the features table's labels into the feature nodes' clerps."""
+    nodes = {}
+    for node in doc.get("nodes") or []:
+        parts = str(node.get("node_id", "")).split("_")
+        if node.get("feature_type") == "cross layer transcoder" and len(parts) == 3:
+            try:
+                nodes.setdefault((int(parts[0]), int(parts[1])), []).append(node)
+            except ValueError:
+                continue
+    if not nodes:
+        return
+    rows = session.execute(
+        select(Feature.layer, Feature.index, Feature.label, Feature.auto_label).where(
+            Feature.transcoder_set_id == tset_id,
+            Feature.layer.in_({layer for layer, _ in nodes}),
+            Feature.index.in_({index for _, index in nodes}),
+        )
+    )
+    for layer, index, label, auto_label in rows:
+        text = label or auto_label
+        for node in nodes.get((layer, index), []) if text else []:
+            node["clerp"] = text

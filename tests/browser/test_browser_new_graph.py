@@ -1,6 +1,8 @@
 """The New graph page end to end: live tokenization with the model's top next tokens, advanced
 parameters, submit, the job page following the worker process by server-sent events until it
-turns into the graph page; and a failing job that shows its reason and succeeds on Retry."""
+turns into the graph page; a failing job that shows its reason and succeeds on Retry; chat
+messages offered only for a model with a chat template; a custom target checked while it is
+typed; the fields kept after Back and on the next visit."""
 
 from __future__ import annotations
 
@@ -66,18 +68,28 @@ def test_tokenize_submit_and_watch_the_job_become_the_graph(app, users, open_pag
     assert sum(n["feature_type"] == "logit" for n in doc["nodes"]) <= 2
 
 
-def test_too_long_prompt_and_chat_without_a_template_say_why(users, open_page):
+def test_too_long_prompt_says_why_and_chat_needs_a_chat_template(users, chat_model, open_page):
     page = open_page("/new", user="ada", viewport=PHONE)
     page.get_by_role("textbox", name="Prompt").fill(" ".join(["cat"] * 20))
     expect(page.locator("#token-count")).to_have_text("the prompt is 21 tokens long; the limit is 16")
     expect(page.locator("#tokens li")).to_have_count(0)
 
-    page.get_by_label("Chat messages").check()
+    chat = page.get_by_label("Chat messages")  # the tiny model has no chat template: not offered
+    expect(chat).to_be_disabled()
+    expect(page.locator("#chat-help")).to_have_text("Tiny Llama has no chat template: give a plain prompt.")
+
+    page.get_by_label("Model").select_option(chat_model)
+    expect(chat).to_be_enabled()
+    expect(page.locator("#chat-help")).to_have_text("")
+    chat.check()
     expect(page.get_by_role("textbox", name="Prompt")).to_be_hidden()
-    page.get_by_label("Message 1", exact=True).fill("hello")
-    expect(page.locator("#token-count")).to_have_text(
-        "model 'tiny' has no chat template; give a plain prompt"
-    )
+    page.get_by_label("Message 1", exact=True).fill("a cat")
+    expect(page.locator("#token-count")).to_have_text("3 of at most 16 tokens")
+    page.get_by_label("Model").select_option("tiny")  # back to a model without: the plain prompt
+    expect(page.get_by_role("textbox", name="Prompt")).to_be_visible()
+    expect(page.get_by_label("Plain prompt")).to_be_checked()
+    page.get_by_label("Model").select_option(chat_model)
+    chat.check()
     page.get_by_role("button", name="Add message").click()
     expect(page.get_by_label("Message 2", exact=True)).to_be_focused()
     page.get_by_role("button", name="Remove message 2").click()
@@ -120,6 +132,65 @@ def test_a_failed_job_shows_its_reason_and_retry_succeeds(app, admin, users, tin
     expect(page.locator(".gbv-prompt-text")).to_have_text("a cat sat on mat")
 
 
+def test_a_custom_target_is_checked_while_typing(users, open_page):
+    page = open_page("/new", user="grace")
+    page.get_by_role("textbox", name="Prompt").fill("The capital of Texas is")
+    page.locator("#target > summary").click()
+    plus, minus = page.locator("#logit_plus"), page.locator("#logit_minus")
+    plus.fill("Austin Dallas")
+    expect(page.locator("#logit_plus-check")).to_have_text(
+        "2 tokens: 'Austin' 'Dallas' - a target must be one token (mind the leading space)"
+    )
+    expect(plus).to_have_attribute("aria-invalid", "true")
+    submit = page.get_by_role("button", name="Trace graph")
+    expect(submit).to_be_disabled()
+    minus.fill("Dallas")
+    expect(page.locator("#logit_minus-check")).to_have_text('one token: "Dallas"')
+    expect(submit).to_be_disabled()  # the first is still two tokens
+    plus.fill("Austin")
+    expect(page.locator("#logit_plus-check")).to_have_text('one token: "Austin"')
+    expect(submit).to_be_enabled()
+    screenshot(page, "new-graph-target-checked")
+
+
+def test_the_form_keeps_its_fields_after_back_and_on_the_next_visit(app, users, open_page):
+    page = open_page("/new", user="grace")
+    page.get_by_role("textbox", name="Prompt").fill("a cat sat on the mat")
+    page.locator("#target > summary").click()
+    page.locator("#logit_plus").fill("mat")
+    page.locator("#logit_minus").fill("hat")
+    expect(page.locator("#logit_minus-check")).to_have_text('one token: "hat"')
+    page.get_by_text("Advanced parameters").click()
+    page.get_by_label("Node threshold").fill("0.6")
+    page.get_by_label("Visibility").select_option("unlisted")
+    with app.worker_paused():  # the job stays queued: Back finds the job page, not the graph
+        page.get_by_role("button", name="Trace graph").click()
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
+        page.go_back()
+        page.wait_for_url("**/new")
+
+        def kept() -> None:
+            expect(page.get_by_role("textbox", name="Prompt")).to_have_value("a cat sat on the mat")
+            expect(page.locator("#logit_plus")).to_have_value("mat")
+            expect(page.locator("#logit_minus")).to_have_value("hat")
+            expect(page.get_by_label("Node threshold")).to_have_value("0.6")
+            expect(page.get_by_label("Visibility")).to_have_value("unlisted")
+            expect(page.get_by_role("button", name="Trace graph")).to_be_enabled()
+
+        kept()
+        page.goto("/")
+        page.goto("/new")  # a new visit in the same tab: not the browser's own form restore
+        kept()
+        expect(page.locator("#target")).to_have_attribute("open", "")
+        expect(page.locator("#token-count")).to_have_text("7 of at most 16 tokens")
+
+    page.get_by_role("button", name="Clear the form").click()
+    expect(page.get_by_role("textbox", name="Prompt")).to_have_value("")
+    page.reload()
+    expect(page.get_by_role("textbox", name="Prompt")).to_have_value("")
+    expect(page.locator("#logit_plus")).to_have_value("")
+
+
 @pytest.fixture(scope="module")
 def chat_model(admin, tiny_dirs, tmp_path_factory):
     """The tiny model with a chat template (plain: BOS, then each message's text)."""
@@ -137,6 +208,7 @@ def chat_model(admin, tiny_dirs, tmp_path_factory):
 
 def test_chat_messages_go_through_the_chat_template(app, users, chat_model, open_page):
     page = open_page("/new", user="ada")
+    expect(page.get_by_label("Chat messages")).to_be_disabled()
     page.get_by_label("Model").select_option(chat_model)
     page.get_by_label("Chat messages").check()
     expect(page.get_by_label("Message 1", exact=True)).to_be_visible()

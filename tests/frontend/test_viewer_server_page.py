@@ -55,7 +55,11 @@ def test_the_template_escapes_text_and_runs_no_inline_script() -> None:
     html = render_graph_page(prompt=PAYLOAD, model=None)
     assert PAYLOAD not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     scripts = [line for line in html.splitlines() if "<script" in line]
-    assert scripts == ['  <script type="module" src="/static/viewer/boot.js"></script>']
+    assert scripts == [
+        '  <script type="module" src="/static/viewer/boot.js"></script>',
+        '  <script type="module" src="/static/pages/graph-menu.js"></script>',
+        '  <script type="module" src="/static/pages/graph-explain.js"></script>',
+    ]
     assert 'data-graph-url="/api/graphs/texas-small/data"' in html and 'data-model=""' in html
     assert 'data-login-url="/login?next=/graph/texas-small"' in html
     assert "data-login-url" not in render_graph_page(user="ada")

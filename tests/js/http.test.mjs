@@ -81,13 +81,24 @@ test("feature batches group node ids by feature and remember label versions", as
   assert.equal(calls[2].url, "/api/features/m%2F1/plt/3/401/label");
 });
 
+test("feature densities come with the labels' batch; only features it did not bring are asked for", async () => {
+  const feature = (layer, index, frequency) => ({ layer, index, label: null, auto_label: "x", label_version: 0, activation_frequency: frequency });
+  const { impl, calls } = fakeFetch([[200, [feature(3, 401, 0.25), feature(1, 201, null)]], [200, [feature(2, 7, 0.5)]]]);
+  const api = createHttpApi({ model: "m", transcoders: "t", fetchImpl: impl, cookies: COOKIES });
+  await api.fetchLabels(["3_401_5", "1_201_4"]);
+  const densities = await api.fetchDensities(["3_401_5", "3_401_2", "1_201_4", "2_7_1", "E_2_0"]);
+  assert.deepEqual([...densities], [["3_401_5", 0.25], ["3_401_2", 0.25], ["2_7_1", 0.5]]);
+  assert.equal(calls.length, 2); // 3_401_2 shares its feature with 3_401_5, which the batch brought
+  assert.deepEqual(calls[1].body, { features: [{ layer: 2, index: 7 }], include_dashboards: false });
+});
+
 test("the adapter offers only what the graph supports", () => {
   assert.deepEqual(Object.keys(createHttpApi({})).sort(), []);
-  assert.deepEqual(Object.keys(createHttpApi({ graphSlug: "g" })).sort(), ["saveSubgraph"]);
-  assert.deepEqual(Object.keys(createHttpApi({ model: "m", transcoders: "t" })).sort(), ["featureUrl", "fetchFeatures", "fetchLabels", "saveLabel"]);
+  assert.deepEqual(Object.keys(createHttpApi({ graphSlug: "g" })).sort(), ["saveSubgraph", "suggestSubgraph"]);
+  assert.deepEqual(Object.keys(createHttpApi({ model: "m", transcoders: "t" })).sort(), ["featureUrl", "fetchDensities", "fetchFeatures", "fetchLabels", "saveLabel"]);
   assert.deepEqual(
     Object.keys(createHttpApi({ model: "m", transcoders: "t", graphSlug: "g" })).sort(),
-    ["featureUrl", "fetchFeatures", "fetchLabels", "runInterventions", "saveLabel", "saveSubgraph"],
+    ["featureUrl", "fetchDensities", "fetchFeatures", "fetchLabels", "runInterventions", "saveLabel", "saveSubgraph", "suggestSubgraph"],
   );
 });
 
@@ -136,4 +147,12 @@ test("runInterventions rejects with the job's error when it does not finish", as
   const cancelled = fakeFetch([[202, { id: "j", status: "cancelled" }]]);
   const other = createHttpApi({ model: "m", transcoders: "t", graphSlug: "g", fetchImpl: cancelled.impl, cookies: COOKIES });
   await assert.rejects(other.runInterventions(PAYLOAD), { message: "The job cancelled" });
+});
+
+test("suggestSubgraph reads the graph's suggested subgraph", async () => {
+  const guide = { pinned_ids: ["a"], supernodes: [], note: ["why"] };
+  const { impl, calls } = fakeFetch([[200, guide]]);
+  const api = createHttpApi({ graphSlug: "my graph", fetchImpl: impl, cookies: COOKIES });
+  assert.deepEqual(await api.suggestSubgraph(), guide);
+  assert.deepEqual(calls.map((c) => [c.method, c.url]), [["GET", "/api/graphs/my%20graph/suggested-subgraph"]]);
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { buildModel } from "../../frontend/static/viewer/graph-model.js";
-import { graphScores, influenceShares, linkInfluence, reportedScores, subgraphScores } from "../../frontend/static/viewer/scores.js";
+import { graphScores, influenceShares, linkInfluence, reportedScores, subgraphScores, topPredictions } from "../../frontend/static/viewer/scores.js";
 import { smallModel } from "./helpers.mjs";
 
 // token E -> feature F (weight 2), error R -> F (weight -2), F -> logit L (3), E -> L (1); p(L) = 1.
@@ -77,4 +77,12 @@ test("a cycle in the links is reported instead of looping forever", () => {
     links: [...TINY.links, { source: "2_5_0", target: "0_7_0", weight: 1 }],
   });
   assert.throws(() => linkInfluence(cyclic), /cycle/);
+});
+
+test("the model's next tokens: the stored list when the JSON has one, else the logit nodes by probability", () => {
+  const model = smallModel();
+  assert.deepEqual(topPredictions(model), [{ token: " Austin", prob: 0.612 }, { token: " Texas", prob: 0.103 }]);
+  assert.deepEqual(topPredictions(model, 1), [{ token: " Austin", prob: 0.612 }]);
+  model.metadata.glassbox = { top_predictions: [{ token: " Austin", prob: 0.6 }, { token: 3 }, { token: " the", prob: 0.2 }] };
+  assert.deepEqual(topPredictions(model), [{ token: " Austin", prob: 0.6 }, { token: " the", prob: 0.2 }]);
 });

@@ -97,6 +97,16 @@ test("server labels are kept only for feature nodes with a non-empty label", asy
   assert.deepEqual([...store.get("serverLabels")], [["3_401_5", "shared"]]);
 });
 
+test("densities the server sends with the labels feed the density filter; a dashboard's stays", async () => {
+  const { store, actions } = setup({
+    fetchLabels: async () => ({}),
+    fetchDensities: async () => new Map([["3_401_5", 0.2], ["2_301_5", Number.NaN], ["E_2_0", 0.5]]),
+  });
+  store.set({ densities: new Map([["1_201_5", 0.01]]) });
+  await actions.loadServerLabels();
+  assert.deepEqual([...store.get("densities")].sort(), [["1_201_5", 0.01], ["3_401_5", 0.2]]);
+});
+
 test("dashboards are fetched once, kept in a bounded cache, and failures are retried", async () => {
   const asked = [];
   let fail = true;
@@ -132,4 +142,18 @@ test("featurePageUrl asks the adapter, for feature nodes only", () => {
   assert.equal(actions.featurePageUrl("1_-1_5"), null);
   assert.equal(actions.featurePageUrl("E_2_0"), null);
   assert.equal(actions.featurePageUrl("nope"), null);
+});
+
+test("a suggested subgraph pins its known nodes and groups and shows its note; clearing drops the note", () => {
+  const model = smallModel();
+  const store = createStore({ ...baseState(), grouping: ["3_401_5"], guide: null });
+  const actions = createActions(store, model, {});
+  const guide = { pinned_ids: ["3_401_5", "2_301_5", "nope", "3_401_5"], supernodes: [["pair", "3_401_5", "2_301_5", "nope"], ["gone", "nope"]], note: ["why"] };
+  actions.showGuide(guide);
+  assert.deepEqual(store.get("pinnedIds"), ["3_401_5", "2_301_5"]);
+  assert.deepEqual(store.get("supernodes"), [["pair", "3_401_5", "2_301_5"]]);
+  assert.deepEqual(store.get("grouping"), []);
+  assert.equal(store.get("guide"), guide);
+  actions.clearSubgraph();
+  assert.deepEqual([store.get("pinnedIds"), store.get("supernodes"), store.get("guide")], [[], [], null]);
 });

@@ -15,12 +15,22 @@ from worker.tracing import ProgressFn, TraceOutput, TraceSpec
 BOS = "<bos>"
 
 
+class FakeTokenizer:
+    """Splits on spaces, no special tokens; no chat template."""
+
+    chat_template = None
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": [1 + hash(word) % 999 for word in text.split()]}
+
+
 class FakeModel:
     """Splits on spaces; BOS first. top_next_tokens is a fixed distribution."""
 
     name = "fake"
     n_layers = 2
     vocab_size = 1000
+    tokenizer = FakeTokenizer()
 
     def tokenize(self, prompt: str) -> list[int]:
         return [0] + [1 + hash(word) % 999 for word in prompt.split()]

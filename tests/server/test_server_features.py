@@ -19,7 +19,9 @@ def test_dashboard_upload_single_and_batch_reads(pg_stack):
         "auto_label": None,
         "label": None,
         "label_version": 0,
+        "activation_frequency": None,
         "dashboard": None,
+        "explanation": None,
     }
 
     dashboard = {"examples": [{"tokens": ["a", "b"], "acts": [0.0, 2.5]}], "top_logits": [" Austin"]}
@@ -37,6 +39,42 @@ def test_dashboard_upload_single_and_batch_reads(pg_stack):
     assert batch[0]["dashboard"] is None and batch[1]["dashboard"] == dashboard
     body["include_dashboards"] = False
     assert anon.post("/api/features/tiny/tc/batch", json=body).json()[1]["dashboard"] is None
+
+
+def test_batch_reads_carry_the_activation_frequency_without_dashboards(any_stack):
+    """The viewer's density filter reads activation_frequency off a batch of features without
+    their dashboards: from the first bytes of the builder's dashboards, and from the whole of one
+    that keeps it further on (feature-details' frac_nonzero after its examples)."""
+    stack = any_stack()
+    stack.register(stack.client, "admin")
+    stack.login(stack.client, "admin")
+    stack.seed_registry(stack.client)
+    examples = [
+        {"tokens": [f"t{i}-{j}" for j in range(64)], "tokens_acts_list": [0.5] * 64} for i in range(300)
+    ]
+    builder = {
+        "index": 5,
+        "layer": 1,
+        "feature": 5,
+        "auto_label": '"the"',
+        "activation_frequency": 0.0123,
+        "examples_quantiles": [{"quantile_name": "Top activations", "examples": examples}],
+    }
+    late = {"examples_quantiles": [{"quantile_name": "Top", "examples": examples}], "frac_nonzero": 0.25}
+    for index, dashboard in ((5, builder), (6, late), (7, {"top_logits": [" a"]})):
+        r = stack.client.put(f"/api/features/tiny/tc/1/{index}/dashboard", json={"dashboard": dashboard})
+        assert r.status_code == 200, r.text
+    anon = stack.new_client()
+    body = {"features": [{"layer": 1, "index": i} for i in (5, 6, 7, 8)], "include_dashboards": False}
+    batch = anon.post("/api/features/tiny/tc/batch", json=body).json()
+    assert [f["activation_frequency"] for f in batch] == [0.0123, 0.25, None, None]
+    assert all(f["dashboard"] is None for f in batch)
+    body["include_dashboards"] = True
+    batch = anon.post("/api/features/tiny/tc/batch", json=body).json()
+    assert [f["activation_frequency"] for f in batch] == [0.0123, 0.25, None, None]
+    single = anon.get("/api/features/tiny/tc/1/5", params={"dashboard": False}).json()
+    assert single["activation_frequency"] == 0.0123 and single["dashboard"] is None
+    assert anon.get("/api/features/tiny/tc/1/6").json()["activation_frequency"] == 0.25
 
 
 def test_label_edits_keep_history_and_refuse_stale_versions(pg_stack):
@@ -135,3 +173,28 @@ def test_feature_addresses_are_checked(pg_stack):
     assert r.status_code == 422
     r = anon.post("/api/features/tiny/tc/batch", json={"features": [{"layer": 9, "index": 0}]})
     assert r.status_code == 422
+
+
+def test_a_dashboard_cut_short_never_gives_a_wrong_frequency():
+    """Whatever the first bytes of the gzip hold, the head reader settles on the right value or
+    asks for the whole dashboard (a number at the very end may be cut: 0.0123 read as 0.01)."""
+    import gzip
+    import json
+    import zlib
+
+    from persistence.features import _head_frequency
+
+    doc = {"index": 5, "auto_label": 'word after "the"', "activation_frequency": 0.0123456, "hist": [1] * 50}
+    raw = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0)
+    settled_at = None
+    for cut in range(1, len(raw) + 1):
+        inflater = zlib.decompressobj(wbits=31)
+        text = inflater.decompress(raw[:cut]).decode("utf-8", errors="replace")
+        settled, value = _head_frequency(text, complete=inflater.eof)
+        assert value == (0.0123456 if settled else None), cut
+        if settled and settled_at is None:
+            settled_at = cut
+    assert settled_at is not None and settled_at < len(raw)
+    assert _head_frequency('{"a": 1, "frac_nonzero": 0.5}', complete=True) == (True, 0.5)
+    assert _head_frequency('{"a": 1}', complete=True) == (True, None)
+    assert _head_frequency("[1, 2]", complete=True) == (True, None)

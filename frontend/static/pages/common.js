@@ -30,9 +30,11 @@ export function nextParam() {
 }
 
 /**
- * Fetch this page again and swap the elements with these ids for their new versions, so what
- * the server renders stays the one source of the markup. `focus` (a selector) is focused after.
- * Resolves to false (and changes nothing) when the page cannot be fetched; never rejects.
+ * Fetch this page again and put in its new versions of the sections with these ids, so what the
+ * server renders stays the one source of the markup: replaced when the page has them, added next
+ * to a neighbour the page has when it does not yet, removed when the new page has none. `focus`
+ * (a selector) is focused after. Resolves to false (and changes nothing) when the page cannot be
+ * fetched; never rejects.
  */
 export async function refreshSections(ids, { focus = null } = {}) {
   let response;
@@ -47,9 +49,23 @@ export async function refreshSections(ids, { focus = null } = {}) {
     const next = fresh.getElementById(id);
     const current = document.getElementById(id);
     if (next && current) current.replaceWith(document.adoptNode(next));
+    else if (next) placeNew(next);
+    else if (current) current.remove();
   }
   if (focus) document.querySelector(focus)?.focus();
   return true;
+}
+
+function placeNew(next) {
+  for (let sibling = next.nextElementSibling; sibling; sibling = sibling.nextElementSibling) {
+    const here = sibling.id && document.getElementById(sibling.id);
+    if (here) return here.before(document.adoptNode(next));
+  }
+  for (let sibling = next.previousElementSibling; sibling; sibling = sibling.previousElementSibling) {
+    const here = sibling.id && document.getElementById(sibling.id);
+    if (here) return here.after(document.adoptNode(next));
+  }
+  return undefined; // no neighbour on this page: leave it out
 }
 
 export function setStatus(element, text, { error = false } = {}) {

@@ -1,8 +1,9 @@
 // Feature page: label edits (with the version they were based on, so a concurrent edit is a 409
-// and nothing is lost), revert, votes and comments, all through /api; the label and comment
-// sections are then redrawn from the server's page.
+// and nothing is lost), revert, votes, comments and "Explain with LLM", all through /api; the
+// label, explanation and comment sections are then redrawn from the server's page.
 import { ApiError, api } from "../lib/http.js";
 import { refreshSections, setStatus } from "./common.js";
+import { drawHistogram } from "./feature-histogram.js";
 
 const root = document.getElementById("feature");
 const apiUrl = root?.dataset.api;
@@ -74,6 +75,22 @@ async function vote(button) {
   }
 }
 
+/** Ask the server's LLM explainer (a few calls to it: seconds to a minute), then redraw. */
+async function explainWithLlm(button) {
+  button.disabled = true;
+  setStatus($("explain-status"), "Asking the LLM for an explanation and scoring it…");
+  try {
+    const explanation = await api("POST", `${apiUrl}/explain`);
+    const score = explanation.score === null ? "no score" : `score ${explanation.score.toFixed(2)}`;
+    setStatus($("explain-status"), `Explained (${score}).`);
+  } catch (error) {
+    setStatus($("explain-status"), `No explanation: ${error.message}`, { error: true });
+  }
+  await refreshSections([...LABEL_SECTIONS, "explanation-box"]);
+  const again = $("explain-button");
+  if (again) again.disabled = false;
+}
+
 async function onCommentSubmit(event) {
   event.preventDefault();
   const input = $("comment-input");
@@ -103,13 +120,16 @@ async function deleteComment(id) {
 }
 
 if (root) {
+  const chart = $("histogram-chart");
+  if (chart && drawHistogram(chart)) $("histogram-bars")?.classList.add("gb-sr-only");
   $("label-form")?.addEventListener("submit", onLabelSubmit);
   $("comment-form")?.addEventListener("submit", onCommentSubmit);
   // Delegated: the lists are redrawn, the sections holding them are not.
   $("labels").addEventListener("click", (event) => {
     const button = event.target.closest("button");
     if (!button) return;
-    if (button.dataset.vote) vote(button);
+    if (button.id === "explain-button") explainWithLlm(button);
+    else if (button.dataset.vote) vote(button);
     else if (button.dataset.revert) revert(Number(button.dataset.revert));
   });
   $("comments").addEventListener("click", (event) => {

@@ -1,17 +1,24 @@
 // New graph page: transcoder sets follow the chosen model, the prompt (or the chat messages,
-// through the model's chat template) is tokenized as you type (debounced; stale answers are
-// dropped), and the form posts to /api/traces, then opens the job page.
+// through the model's chat template; offered only for models that have one) is tokenized as you
+// type (debounced; stale answers are dropped), a custom target is checked as you type (each side
+// must be one token; submit waits until it is), and the form posts to /api/traces, then opens
+// the job page. The fields are kept in sessionStorage, so Back, a reload or a refused request
+// finds them as they were.
 import { el } from "../lib/dom.js";
 import { api } from "../lib/http.js";
 import { debounce, setStatus } from "./common.js";
 
 const PREVIEW_DELAY_MS = 300;
+const STORE_KEY = "glassbox-new-graph";
 const ROLES = ["system", "user", "assistant"];
 const PARAMS = ["max_feature_nodes", "max_n_logits", "desired_logit_prob", "node_threshold", "edge_threshold", "batch_size"];
+const TARGETS = ["logit_plus", "logit_minus"];
+const TEXT_FIELDS = ["prompt", ...TARGETS, ...PARAMS, "visibility", "slug"];
 
 const data = JSON.parse(document.getElementById("page-data")?.textContent ?? "null");
 const form = document.getElementById("trace-form");
 const $ = (id) => document.getElementById(id);
+let submitting = false; // a request to /api/traces is on its way
 
 function selectedModel() {
   return data.models.find((m) => m.name === $("model").value) ?? data.models[0];
@@ -22,21 +29,41 @@ function fillTranscoders() {
   const select = $("transcoders");
   select.replaceChildren(...sets.map((t) => el("option", { value: t.name, selected: t.is_default }, t.name)));
   select.disabled = !sets.length;
-  const chosen = () => sets.find((t) => t.name === select.value);
-  const help = () => {
-    const t = chosen();
-    const parts = t ? [t.description, t.n_layers ? `${t.n_layers} layers` : ""].filter(Boolean) : ["This model has no transcoder set yet."];
-    $("transcoders-help").textContent = parts.join(" · ");
-  };
-  select.onchange = help;
-  help();
+  showTranscodersHelp();
+}
+
+function showTranscodersHelp() {
+  const sets = selectedModel()?.transcoder_sets ?? [];
+  const t = sets.find((s) => s.name === $("transcoders").value);
+  const parts = t ? [t.description, t.n_layers ? `${t.n_layers} layers` : ""].filter(Boolean) : ["This model has no transcoder set yet."];
+  $("transcoders-help").textContent = parts.join(" · ");
 }
 
 function mode() {
   return form.querySelector("input[name=mode]:checked").value;
 }
 
+function setMode(value) {
+  form.querySelector(`input[name=mode][value=${value}]`).checked = true;
+}
+
 // ---- chat messages -----------------------------------------------------------------------
+
+const chatRadio = () => form.querySelector("input[name=mode][value=chat]");
+
+/** Chat input only for a model whose tokenizer has a chat template (the models API says). */
+function showChatAvailability() {
+  const model = selectedModel();
+  const available = model?.chat_template === true;
+  chatRadio().disabled = !available;
+  $("chat-help").textContent = available ? ""
+    : model?.chat_template === false ? `${model.display_name} has no chat template: give a plain prompt.`
+      : "Chat messages need the model's chat template, which is not known yet: give a plain prompt.";
+  if (!available && mode() === "chat") {
+    setMode("prompt");
+    showMode();
+  }
+}
 
 function renumberMessages() {
   $("messages").querySelectorAll(".gb-message").forEach((row, i) => {
@@ -46,14 +73,16 @@ function renumberMessages() {
   });
 }
 
-function addMessage(role = "user", focus = false) {
+function addMessage(role = "user", { focus = false, content = "" } = {}) {
   const select = el("select", { class: "gb-role" }, ROLES.map((r) => el("option", { value: r, selected: r === role }, r)));
   const text = el("textarea", { rows: 2, maxlength: 20000 });
+  text.value = content;
   const remove = el("button", { type: "button" }, "Remove");
   const row = el("div", { class: "gb-message" }, select, text, remove);
   remove.addEventListener("click", () => {
     row.remove();
     renumberMessages();
+    saveForm();
     schedulePreview();
     $("add-message").focus();
   });
@@ -63,10 +92,13 @@ function addMessage(role = "user", focus = false) {
   if (focus) text.focus();
 }
 
-function messages() {
+function allMessages() {
   return [...$("messages").querySelectorAll(".gb-message")]
-    .map((row) => ({ role: row.querySelector("select").value, content: row.querySelector("textarea").value }))
-    .filter((m) => m.content.trim());
+    .map((row) => ({ role: row.querySelector("select").value, content: row.querySelector("textarea").value }));
+}
+
+function messages() {
+  return allMessages().filter((m) => m.content.trim());
 }
 
 /** The prompt text a trace gets: the textarea, or the chat messages through the chat template. */
@@ -126,6 +158,115 @@ async function preview() {
 
 const schedulePreview = debounce(preview, PREVIEW_DELAY_MS);
 
+// ---- custom target: each side one token, checked as it is typed -------------------------------
+
+/** Per field: the problem the server found with its text (null: fine or empty). */
+const targetProblems = Object.fromEntries(TARGETS.map((id) => [id, null]));
+const targetSeq = Object.fromEntries(TARGETS.map((id) => [id, 0]));
+
+function showTargetProblem(id, problem, note = "") {
+  targetProblems[id] = problem;
+  const input = $(id);
+  input.setAttribute("aria-invalid", problem ? "true" : "false");
+  setStatus($(`${id}-check`), problem ?? note, { error: Boolean(problem) });
+  updateSubmit();
+}
+
+async function checkTarget(id) {
+  const seq = ++targetSeq[id];
+  const text = $(id).value;
+  if (!text) {
+    showTargetProblem(id, null);
+    return;
+  }
+  try {
+    const model = encodeURIComponent(selectedModel().name);
+    const result = await api("POST", `/api/models/${model}/tokenize-target`, { text });
+    if (seq !== targetSeq[id] || text !== $(id).value) return;
+    showTargetProblem(id, result.problem, result.problem ? "" : `one token: ${JSON.stringify(result.tokens[0])}`);
+  } catch (error) {
+    if (seq === targetSeq[id]) showTargetProblem(id, null, `Not checked: ${error.message}`);
+  }
+}
+
+const scheduleTargetChecks = Object.fromEntries(TARGETS.map((id) => [id, debounce(() => checkTarget(id), PREVIEW_DELAY_MS)]));
+
+function checkTargets() {
+  for (const id of TARGETS) scheduleTargetChecks[id]();
+}
+
+function updateSubmit() {
+  const bad = TARGETS.some((id) => targetProblems[id]);
+  $("submit").disabled = !data.signed_in || bad || submitting;
+}
+
+// ---- the form's state in sessionStorage ---------------------------------------------------------
+
+function formState() {
+  const state = { model: $("model").value, transcoders: $("transcoders").value, mode: mode(), messages: allMessages() };
+  for (const id of TEXT_FIELDS) state[id] = $(id).value;
+  return state;
+}
+
+function saveForm() {
+  try {
+    sessionStorage.setItem(STORE_KEY, JSON.stringify(formState()));
+  } catch {
+    // storage blocked or full: the form still works, it is just not kept
+  }
+}
+
+function storedForm() {
+  try {
+    const state = JSON.parse(sessionStorage.getItem(STORE_KEY) ?? "null");
+    return state && typeof state === "object" ? state : null;
+  } catch {
+    return null;
+  }
+}
+
+const hasOption = (select, value) => [...select.options].some((o) => o.value === value);
+
+/** Put a saved state back; values that no longer fit (a model taken off the site) are skipped. */
+function restoreForm(state) {
+  if (typeof state.model === "string" && hasOption($("model"), state.model)) $("model").value = state.model;
+  fillTranscoders();
+  if (typeof state.transcoders === "string" && hasOption($("transcoders"), state.transcoders)) {
+    $("transcoders").value = state.transcoders;
+    showTranscodersHelp();
+  }
+  for (const id of TEXT_FIELDS) {
+    if (typeof state[id] !== "string") continue;
+    if ($(id).tagName === "SELECT" && !hasOption($(id), state[id])) continue;
+    $(id).value = state[id];
+  }
+  for (const m of Array.isArray(state.messages) ? state.messages : []) {
+    if (m && typeof m.content === "string") addMessage(ROLES.includes(m.role) ? m.role : "user", { content: m.content });
+  }
+  showChatAvailability();
+  if (state.mode === "chat" && !chatRadio().disabled) setMode("chat");
+  if (TARGETS.some((id) => $(id).value)) $("target").open = true;
+  if (PARAMS.some((id) => $(id).value !== $(id).defaultValue) || $("slug").value || $("visibility").selectedIndex > 0) {
+    $("advanced").open = true;
+  }
+}
+
+function clearForm() {
+  try {
+    sessionStorage.removeItem(STORE_KEY);
+  } catch {
+    // storage blocked: nothing was kept
+  }
+  form.reset();
+  $("messages").replaceChildren();
+  fillTranscoders();
+  showChatAvailability();
+  showMode();
+  for (const id of TARGETS) showTargetProblem(id, null);
+  setStatus($("form-status"), "");
+  $("prompt").focus();
+}
+
 // ---- submit --------------------------------------------------------------------------------
 
 /** The advanced parameters, or throws naming the first invalid field (and focuses it). */
@@ -166,24 +307,29 @@ function logitDiff() {
 async function submit(event) {
   event.preventDefault();
   const status = $("form-status");
-  const button = $("submit");
   if (!data.signed_in) {
     setStatus(status, "Log in to trace a graph.", { error: true });
     return;
   }
-  button.disabled = true;
+  saveForm();
+  submitting = true;
+  updateSubmit();
   setStatus(status, "Submitting…");
   try {
     const params = readParams();
-    const prompt = await promptText();
-    if (!prompt.trim()) throw new Error(mode() === "prompt" ? "Write a prompt first." : "Write a message first.");
     const body = {
       model: selectedModel().name,
       transcoders: $("transcoders").value || null,
-      prompt,
       params,
       visibility: $("visibility").value,
     };
+    if (mode() === "chat") {
+      body.messages = messages();
+      if (!body.messages.length) throw new Error("Write a message first.");
+    } else {
+      body.prompt = $("prompt").value;
+      if (!body.prompt.trim()) throw new Error("Write a prompt first.");
+    }
     const slug = $("slug").value.trim();
     if (slug) body.slug = slug;
     const job = await api("POST", "/api/traces", body);
@@ -191,7 +337,8 @@ async function submit(event) {
     location.assign(`/jobs/${encodeURIComponent(job.id)}`);
   } catch (error) {
     setStatus(status, `Not started: ${error?.message ?? error}`, { error: true });
-    button.disabled = false;
+    submitting = false;
+    updateSubmit();
   }
 }
 
@@ -204,17 +351,41 @@ function showMode() {
 }
 
 if (form && data) {
-  fillTranscoders();
+  const saved = storedForm();
+  if (saved) restoreForm(saved);
+  else {
+    fillTranscoders();
+    showChatAvailability();
+  }
+  $("transcoders").addEventListener("change", showTranscodersHelp);
   $("model").addEventListener("change", () => {
     fillTranscoders();
+    showChatAvailability();
     schedulePreview();
+    checkTargets();
   });
   $("prompt").addEventListener("input", schedulePreview);
   $("messages").addEventListener("input", schedulePreview);
+  for (const id of TARGETS) $(id).addEventListener("input", () => scheduleTargetChecks[id]());
   $("add-message").addEventListener("click", () => {
-    addMessage("user", true);
+    addMessage("user", { focus: true });
+    saveForm();
   });
   form.querySelectorAll("input[name=mode]").forEach((radio) => radio.addEventListener("change", showMode));
+  form.addEventListener("input", saveForm);
+  form.addEventListener("change", saveForm);
   form.addEventListener("submit", submit);
-  if ($("prompt").value.trim()) schedulePreview();
+  $("clear-form").addEventListener("click", clearForm);
+  // Back to this page from the job page: the browser may show it from its cache as it was left,
+  // submit button included; it must be usable again.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      submitting = false;
+      updateSubmit();
+      setStatus($("form-status"), "");
+    }
+  });
+  if (mode() === "chat") showMode();
+  else if ($("prompt").value.trim()) schedulePreview();
+  if (TARGETS.some((id) => $(id).value)) checkTargets();
 }

@@ -1,5 +1,7 @@
-// Profile page: create an API key (shown once, here), revoke keys; the key table is redrawn from
-// the server's page after each change.
+// Profile page: create an API key (shown once, here), revoke keys; rename and delete your graphs
+// (delete after an in-page confirmation); the key and graph tables are redrawn from the server's
+// page after each change.
+import { el } from "../lib/dom.js";
 import { api } from "../lib/http.js";
 import { refreshSections, setStatus } from "./common.js";
 
@@ -57,4 +59,69 @@ $("copy-key")?.addEventListener("click", copyKey);
 $("api-keys")?.addEventListener("click", (event) => {
   const button = event.target.closest("[data-revoke]");
   if (button) revoke(button);
+});
+
+// ---- your graphs --------------------------------------------------------------------------
+
+const graphUrl = (slug) => `/api/graphs/${encodeURIComponent(slug)}`;
+
+/** Put the row's action buttons back (after Cancel), the focus on the one that was pressed. */
+function restoreActions(cell, buttons, pressed) {
+  cell.replaceChildren(...buttons);
+  pressed.focus();
+}
+
+function startRename(button) {
+  const row = button.closest("tr");
+  const cell = button.closest("td");
+  const buttons = [...cell.children];
+  const name = row.querySelector("a").textContent;
+  const input = el("input", { type: "text", maxlength: 200, value: row.dataset.title, "aria-label": `New title of ${name}`, placeholder: "Title (empty: the prompt)" });
+  const save = el("button", { type: "submit" }, "Save");
+  const cancel = el("button", { type: "button", onClick: () => restoreActions(cell, buttons, button) }, "Cancel");
+  const formEl = el("form", { class: "gb-row" }, input, save, cancel);
+  formEl.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    save.disabled = true;
+    try {
+      const graph = await api("PATCH", graphUrl(button.dataset.rename), { title: input.value });
+      setStatus($("graph-status"), graph.title ? `Renamed to “${graph.title}”.` : "Title removed: the prompt is shown.");
+      await refreshSections(["my-graphs"]);
+      document.querySelector(`[data-rename="${CSS.escape(graph.slug)}"]`)?.focus();
+    } catch (error) {
+      save.disabled = false;
+      setStatus($("graph-status"), `Not renamed: ${error.message}`, { error: true });
+    }
+  });
+  cell.replaceChildren(formEl);
+  input.focus();
+}
+
+function startDelete(button) {
+  const cell = button.closest("td");
+  const buttons = [...cell.children];
+  const name = button.closest("tr").querySelector("a").textContent;
+  const confirmButton = el("button", { type: "button", class: "gb-danger", "aria-label": `Delete ${name} for good` }, "Delete for good");
+  const cancel = el("button", { type: "button", onClick: () => restoreActions(cell, buttons, button) }, "Cancel");
+  confirmButton.addEventListener("click", async () => {
+    confirmButton.disabled = true;
+    try {
+      await api("DELETE", graphUrl(button.dataset.delete));
+      setStatus($("graph-status"), `Deleted “${name}”, with its saved views and comments.`);
+      await refreshSections(["my-graphs"]);
+      $("graphs-title").focus();
+    } catch (error) {
+      confirmButton.disabled = false;
+      setStatus($("graph-status"), `Not deleted: ${error.message}`, { error: true });
+    }
+  });
+  cell.replaceChildren(el("span", { class: "gb-hint" }, "Delete, with its saved views and comments? "), confirmButton, " ", cancel);
+  cancel.focus();
+}
+
+document.querySelector("section[aria-labelledby=graphs-title]")?.addEventListener("click", (event) => {
+  const rename = event.target.closest("[data-rename]");
+  if (rename) startRename(rename);
+  const remove = event.target.closest("[data-delete]");
+  if (remove) startDelete(remove);
 });

@@ -1,6 +1,7 @@
 // Everything a user can do, as functions over the store. Panels call these instead of editing
 // state by hand, so the rules (unpinning leaves supernodes, grouping pins members, ...) live once.
 import { densityOf } from "./feature-card.js";
+import { cleanSupernodes } from "./url-state.js";
 
 export const DASHBOARD_CACHE = 64; // dashboards kept in memory (the clicked one always stays)
 export const DASHBOARD_TIMEOUT_MS = 10_000;
@@ -73,7 +74,13 @@ export function createActions(store, model, api) {
   }
 
   function clearSubgraph() {
-    store.set({ pinnedIds: [], supernodes: [], grouping: [] });
+    store.set({ pinnedIds: [], supernodes: [], grouping: [], guide: null });
+  }
+
+  /** Pin a suggested subgraph (glassbox/graph/guide.py: pinned_ids, supernodes, note) and show its note. */
+  function showGuide(guide) {
+    const pinnedIds = [...new Set((guide.pinned_ids ?? []).map(String))].filter(known);
+    store.set({ pinnedIds, supernodes: cleanSupernodes(model, guide.supernodes), grouping: [], guide });
   }
 
   function setLabel(id, label) {
@@ -156,7 +163,8 @@ export function createActions(store, model, api) {
     return api.featureUrl(id) ?? null;
   }
 
-  /** Labels other people saved on the server, if the adapter can list them. */
+  /** Labels other people saved on the server, if the adapter can list them; then how often the
+   * features fire, for the density filter (if the adapter knows). */
   async function loadServerLabels() {
     if (typeof api.fetchLabels !== "function") return;
     const ids = model.nodes.filter((n) => n.kind === "feature").map((n) => n.id);
@@ -168,11 +176,19 @@ export function createActions(store, model, api) {
       if (typeof label === "string" && label) labels.set(id, label);
     }
     store.set({ serverLabels: labels });
+    if (typeof api.fetchDensities !== "function") return;
+    const density = asLookup(await api.fetchDensities(ids));
+    const densities = new Map(store.get("densities"));
+    for (const id of ids) {
+      const value = density(id);
+      if (typeof value === "number" && Number.isFinite(value) && !densities.has(id)) densities.set(id, value);
+    }
+    store.set({ densities });
   }
 
   return {
     clickNode, selectNode, togglePin, toggleGrouping, setGroupingActive, createSupernode,
-    cancelGrouping, ungroup, clearSubgraph, setLabel, saveLabel, loadDashboard, loadServerLabels, featurePageUrl,
+    cancelGrouping, ungroup, clearSubgraph, showGuide, setLabel, saveLabel, loadDashboard, loadServerLabels, featurePageUrl,
     hasDashboards,
   };
 }

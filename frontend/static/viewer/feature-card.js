@@ -1,6 +1,7 @@
-// The feature card: what a reader needs to judge a feature at a glance (its label, a few of its
-// top activating contexts with the activating token marked, and the logits it promotes). The
-// hover tooltip shows it; a click pins the node, and the details panel keeps the full dashboard.
+// The feature card: what a reader needs to judge a feature at a glance (its label, its LLM
+// explanation with score and provenance when it has one, a few of its top activating contexts
+// with the activating token marked, and the logits it promotes). The hover tooltip shows it; a
+// click pins the node, and the details panel keeps the full dashboard.
 // Reading the dashboard (feature-details format) is pure; rendering returns detached nodes and
 // puts every token in a text node.
 import { el } from "../lib/dom.js";
@@ -92,6 +93,35 @@ function logitChips(logits) {
 }
 
 /**
+ * The feature's LLM explanation, when the api adapter sent one with the dashboard
+ * (http-api.js: FeaturePublic.explanation): {text, score|null, nScored, model, promptVersion, date}.
+ */
+export function explanationOf(details) {
+  const e = details?.explanation;
+  if (!e || typeof e.text !== "string" || !e.text) return null;
+  return {
+    text: e.text,
+    score: typeof e.score === "number" && Number.isFinite(e.score) ? e.score : null,
+    nScored: Number.isInteger(e.n_scored) ? e.n_scored : 0,
+    model: String(e.explainer_model ?? ""),
+    promptVersion: String(e.prompt_version ?? ""),
+    date: typeof e.created_at === "string" ? e.created_at.slice(0, 10) : "",
+  };
+}
+
+/** The explanation with its score and provenance (model, prompt version, date). */
+export function renderExplanation(explanation) {
+  const score = explanation.score === null ? "not scored" : `score ${explanation.score.toFixed(2)} (n=${explanation.nScored})`;
+  return el("div", { class: "gbv-card-explanation" },
+    el("p", { class: "gbv-explanation-text" }, el("span", { class: "gbv-muted", text: "LLM: " }), explanation.text),
+    el("p", {
+      class: "gbv-muted gbv-explanation-meta",
+      title: "Accuracy at telling held-out activating contexts from others, given the explanation (0.5 is chance)",
+      text: [score, explanation.model, explanation.promptVersion, explanation.date].filter(Boolean).join(" · "),
+    }));
+}
+
+/**
  * The dashboard part of the card for a dashboard entry ({status, data, message} from
  * actions.loadDashboard, or undefined before the fetch starts).
  */
@@ -106,7 +136,9 @@ export function renderCardBody(entry) {
   const contexts = topContexts(entry.data);
   const logits = topLogits(entry.data);
   const density = densityOf(entry.data);
+  const explanation = explanationOf(entry.data);
   return el("div", { class: "gbv-card-body" },
+    explanation ? renderExplanation(explanation) : null,
     el("h4", { text: "Top activations" }),
     contexts.length ? contexts.map(renderContext) : el("p", { class: "gbv-muted", text: "No examples." }),
     logits.length ? [el("h4", { text: "Promotes" }), logitChips(logits)] : null,

@@ -1,9 +1,11 @@
-// The graph header: how good the replacement is (the engine's replacement and completeness
-// scores, when the JSON carries them), where the influence on the outputs sits (features /
-// errors / tokens, computed from the file's links; scores.js), how much of the graph is on
-// screen, and a legend of shapes and edge colours for first-time readers.
+// The graph header: the model's most likely next tokens, how good the replacement is (the
+// engine's replacement and completeness scores, when the JSON carries them), where the
+// influence on the outputs sits (features / errors / tokens, computed from the file's links;
+// scores.js), how much of the graph is on screen, and a legend of shapes and edge colours for
+// first-time readers.
 import { el, svg } from "../lib/dom.js";
-import { influenceShares, reportedScores } from "./scores.js";
+import { quoteToken } from "./draw.js";
+import { influenceShares, reportedScores, topPredictions } from "./scores.js";
 
 const SCORE_HELP = {
   replacement: "Replacement score (of the full graph, before pruning): of the influence entering the graph from "
@@ -17,6 +19,18 @@ const SHARE_HELP = "Where the influence on the outputs sits, computed from this 
   + "input tokens.";
 
 const percent = (value) => `${Math.round(value * 100)}%`;
+const PREDICTIONS_HELP = "What the model itself puts next after the prompt, with probabilities. The graph "
+  + "explains the outputs drawn at its top, most likely first.";
+
+function predictions(model) {
+  const top = topPredictions(model);
+  if (!top.length) return null;
+  const chance = (p) => (p >= 0.01 ? percent(p) : "<1%");
+  return el("span", { class: "gbv-predictions", title: PREDICTIONS_HELP, tabIndex: 0, "aria-label": `The model's next token: ${top.map((t) => `${quoteToken(t.token, 24)} ${chance(t.prob)}`).join(", ")}` },
+    el("span", { class: "gbv-muted", text: "Next token " }),
+    top.map((t, i) => el("span", { class: i === 0 ? "gbv-prediction gbv-prediction-top" : "gbv-prediction", dataset: { prob: String(t.prob) } },
+      el("span", { class: "gbv-prediction-token", text: quoteToken(t.token, 24) }), ` ${chance(t.prob)}`)));
+}
 
 function scoreItems(metadata) {
   const scores = reportedScores(metadata);
@@ -62,7 +76,7 @@ function legend() {
 export function createGraphHeader({ store, model }) {
   const counts = el("span", { class: "gbv-counts", role: "status" });
   const element = el("div", { class: "gbv-graph-header", role: "group", "aria-label": "Graph summary" },
-    ...scoreItems(model.metadata), shareBar(model), counts, legend());
+    predictions(model), ...scoreItems(model.metadata), shareBar(model), counts, legend());
   const total = `${model.nodes.length.toLocaleString("en")} nodes`;
   function sync(state) {
     const { nodes, edges } = state.shown;

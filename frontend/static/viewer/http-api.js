@@ -1,7 +1,8 @@
 // The api adapter for the Glassbox server (server/routes): feature dashboards and labels by
-// (model, transcoder set, layer, index), label edits with optimistic versions, saved subgraphs,
-// and interventions on the graph's prompt (a job, followed until it ends). Requests go through
-// lib/http.js, which sends the session's CSRF token and turns error bodies into messages.
+// (model, transcoder set, layer, index), label edits with optimistic versions, saved and
+// suggested subgraphs, and interventions on the graph's prompt (a job, followed until it ends).
+// Requests go through lib/http.js, which sends the session's CSRF token and turns error bodies
+// into messages.
 import { CSRF_COOKIE, createClient } from "../lib/http.js";
 
 const BATCH_LIMIT = 1000;
@@ -38,6 +39,11 @@ export function createHttpApi({
 } = {}) {
   const request = createClient({ baseUrl, csrfCookie, fetchImpl, cookies });
   const versions = new Map(); // "layer/index" -> label_version last seen
+  const densities = new Map(); // "layer/index" -> activation_frequency (null: the server has none)
+  const featureKey = (id) => {
+    const ref = featureRef(id);
+    return ref ? `${ref.layer}/${ref.index}` : null;
+  };
   const hasFeatures = Boolean(model && transcoders);
   const featureBase = hasFeatures ? `/api/features/${encodeURIComponent(model)}/${encodeURIComponent(transcoders)}` : null;
   const graphBase = graphSlug ? `/api/graphs/${encodeURIComponent(graphSlug)}` : null;
@@ -61,6 +67,7 @@ export function createHttpApi({
       });
       features.forEach((feature, i) => {
         versions.set(`${feature.layer}/${feature.index}`, feature.label_version);
+        densities.set(`${feature.layer}/${feature.index}`, typeof feature.activation_frequency === "number" ? feature.activation_frequency : null);
         for (const id of chunk[i].ids) result.set(id, feature);
       });
     }
@@ -104,13 +111,21 @@ export function createHttpApi({
       const ref = featureRef(nodeId);
       return ref ? `/features/${encodeURIComponent(model)}/${encodeURIComponent(transcoders)}/${ref.layer}/${ref.index}` : null;
     };
+    /** Dashboards, each with the feature's LLM explanation (or null) as `explanation`. */
     api.fetchFeatures = async (nodeIds) => {
       const features = await batch(nodeIds, true);
-      return new Map([...features].map(([id, f]) => [id, f.dashboard ?? null]));
+      return new Map([...features].map(([id, f]) => [id, f.dashboard ? { ...f.dashboard, explanation: f.explanation ?? null } : null]));
     };
+    /** What a node shows as its label: a person's label, else the LLM explanation, else the auto label. */
     api.fetchLabels = async (nodeIds) => {
       const features = await batch(nodeIds, false);
-      return new Map([...features].map(([id, f]) => [id, f.label ?? f.auto_label ?? null]));
+      return new Map([...features].map(([id, f]) => [id, f.label ?? f.explanation?.text ?? f.auto_label ?? null]));
+    };
+    /** How often each feature fires (for the density filter); the labels' batch brought most already. */
+    api.fetchDensities = async (nodeIds) => {
+      const missing = [...nodeIds].filter((id) => featureKey(id) && !densities.has(featureKey(id)));
+      if (missing.length) await batch(missing, false);
+      return new Map([...nodeIds].filter((id) => typeof densities.get(featureKey(id)) === "number").map((id) => [id, densities.get(featureKey(id))]));
     };
     api.saveLabel = saveLabel;
   }
@@ -124,6 +139,10 @@ export function createHttpApi({
         pruning_threshold: pruningThreshold,
         density_threshold: densityThreshold,
       });
+  }
+  if (graphBase) {
+    /** The graph's suggested subgraph and note (GET /api/graphs/{slug}/suggested-subgraph). */
+    api.suggestSubgraph = () => request("GET", `${graphBase}/suggested-subgraph`);
   }
   if (graphBase && hasFeatures) api.runInterventions = runInterventions;
   return api;

@@ -3,7 +3,7 @@
 //   import { mountGraphViewer } from "/static/viewer/index.js";
 //   const viewer = await mountGraphViewer(element, {
 //     graphUrl: "/api/graphs/abc.json",          // or graphJson: {...}
-//     api: { fetchFeatures, saveLabel, fetchLabels, saveSubgraph, runInterventions },  // all optional
+//     api: { fetchFeatures, saveLabel, fetchLabels, fetchDensities, saveSubgraph, runInterventions },  // all optional
 //     initialState: { pinnedIds: [...], pruningThreshold: 0.6, edgeThreshold: 0.5, theme: "dark" },
 //   });
 //
@@ -19,6 +19,7 @@ import { download, exportGraphJson, exportPng, exportSvg, fileStem } from "./exp
 import { computeVisible, defaultEdgeThreshold, defaultPruning } from "./filters.js";
 import { buildModel } from "./graph-model.js";
 import { createGraphPanel } from "./graph-panel.js";
+import { createGuideNote } from "./guide-note.js";
 import { createGraphHeader } from "./header.js";
 import { createInterventionsPanel } from "./interventions-panel.js";
 import { attachKeyboard } from "./keyboard.js";
@@ -55,17 +56,27 @@ function defaultState(model) {
     densities: new Map(),
     shown: { nodes: 0, edges: 0 },
     subgraphExpanded: false,
+    guide: null, // the suggested subgraph whose note is shown (glassbox/graph/guide.py)
   };
 }
 
-/** The starting state: defaults < the graph's qParams < initialState < the page URL. */
+/** The graph's own suggested subgraph (metadata.glassbox.guide), when its note can be shown. */
+function graphGuide(model) {
+  const guide = model.metadata?.glassbox?.guide;
+  return guide && Array.isArray(guide.note) && Array.isArray(guide.pinned_ids) ? guide : null;
+}
+
+/** The starting state: defaults < the graph's qParams < initialState < the page URL. The
+ * graph's guide note shows while its pins are the graph's own (nobody asked for other pins). */
 function startingState(model, initialState, syncUrl) {
+  const fromUrl = syncUrl ? stateFromUrl(model, globalThis.location?.search ?? "") : {};
   const state = {
     ...defaultState(model),
     ...stateFromQParams(model, model.graph.qParams),
     ...normalizeInitial(model, initialState),
-    ...(syncUrl ? stateFromUrl(model, globalThis.location?.search ?? "") : {}),
+    ...fromUrl,
   };
+  if (!("pinnedIds" in fromUrl) && !("pinnedIds" in initialState)) state.guide = graphGuide(model);
   if (state.edgeThreshold === undefined) state.edgeThreshold = defaultEdgeThreshold(model, computeVisible(model, state));
   return state;
 }
@@ -165,6 +176,7 @@ export async function mountGraphViewer(element, options = {}) {
   };
   const controls = createControls({ store, model, actions, commands });
   const header = createGraphHeader({ store, model });
+  const guideNote = createGuideNote({ store });
   const details = createDetailsPanel({ store, model, actions });
   const subgraph = createSubgraphPanel({ store, model, actions, api });
   const interventions = typeof api.runInterventions === "function"
@@ -174,6 +186,7 @@ export async function mountGraphViewer(element, options = {}) {
   root.append(
     controls.element,
     header.element,
+    guideNote.element,
     el("div", { class: "gbv-main" }, graphPanel.element,
       el("aside", { class: "gbv-side", "aria-label": "Panels" }, details.element, subgraph.element, interventions?.element)),
     dialogs.element,
@@ -181,7 +194,7 @@ export async function mountGraphViewer(element, options = {}) {
   replace(element, root);
 
   const cleanups = [
-    controls.destroy, header.destroy, details.destroy, subgraph.destroy, dialogs.destroy, graphPanel.destroy,
+    controls.destroy, header.destroy, guideNote.destroy, details.destroy, subgraph.destroy, dialogs.destroy, graphPanel.destroy,
     ...(interventions ? [interventions.destroy] : []),
     attachKeyboard({ root, store, actions, commands }),
     ...rootCallbacks,

@@ -125,3 +125,21 @@ export function reportedScores(metadata) {
   const completeness = pick("completeness_score");
   return replacement === null && completeness === null ? null : { replacement, completeness };
 }
+
+/**
+ * The model's most likely next tokens as [{token, prob}], most likely first: the list the
+ * exporter stored (metadata.glassbox.top_predictions, featured graphs), else the logit nodes,
+ * which are the top outputs by probability. At most `k`.
+ */
+export function topPredictions(model, k = 5) {
+  const stored = model.metadata?.glassbox?.top_predictions;
+  const valid = (p) => p && typeof p.token === "string" && typeof p.prob === "number" && Number.isFinite(p.prob);
+  if (Array.isArray(stored) && stored.some(valid)) {
+    return stored.filter(valid).map(({ token, prob }) => ({ token, prob })).slice(0, k);
+  }
+  return model.nodes
+    .filter((n) => n.kind === "logit" && typeof n.prob === "number")
+    .sort((a, b) => b.prob - a.prob || a.index - b.index)
+    .slice(0, k)
+    .map((n) => ({ token: n.token, prob: n.prob }));
+}

@@ -9,6 +9,8 @@
 // is resizable (drag its corner) and can be enlarged over the graph; "Group nodes" groups
 // pinned nodes into a supernode with clicks or taps (holding g works too). The simulation runs
 // a fixed number of ticks from fixed starting points: the same pins give the same picture.
+// "Suggest subgraph" pins the graph's suggested subgraph (glassbox/graph/guide.py, through the
+// api or the graph JSON's own) and sets `guide`, whose note guide-note.js shows.
 import d3 from "./d3.js";
 import { el, replace, svg } from "../lib/dom.js";
 import { fmt } from "./format.js";
@@ -140,8 +142,29 @@ function scoreLine(model, state) {
     el("span", { class: "gbv-help-mark", "aria-hidden": "true", text: "?" }));
 }
 
+const SUGGEST_HELP = "Pin the features with the most influence on the most likely output and the strongest "
+  + "direct edges for and against it, grouped by position and meaning, with a note on what the numbers say.";
+
 export function createSubgraphPanel({ store, model, actions, api }) {
   const element = el("section", { class: "gbv-panel gbv-subgraph", "aria-label": "Subgraph", tabIndex: -1 });
+  const ownGuide = model.metadata?.glassbox?.guide ?? null;
+  const canSuggest = typeof api.suggestSubgraph === "function" || Array.isArray(ownGuide?.pinned_ids);
+  let suggesting = false;
+  let suggestError = "";
+
+  async function suggest() {
+    suggesting = true;
+    suggestError = "";
+    render();
+    try {
+      actions.showGuide(typeof api.suggestSubgraph === "function" ? await api.suggestSubgraph() : ownGuide);
+    } catch (error) {
+      suggestError = `No suggestion: ${error?.message ?? error}`;
+    } finally {
+      suggesting = false;
+      render();
+    }
+  }
   const view = el("div", { class: "gbv-sg-view" });
   let cached = { signature: null, layout: null };
   let measureCtx = null;
@@ -263,6 +286,10 @@ export function createSubgraphPanel({ store, model, actions, api }) {
   function buttons(state) {
     const grouping = state.groupingActive;
     return el("div", { class: "gbv-sg-buttons" },
+      canSuggest ? el("button", {
+        type: "button", class: "gbv-sg-suggest", title: SUGGEST_HELP, disabled: suggesting,
+        text: suggesting ? "Suggesting…" : "Suggest subgraph", onClick: suggest,
+      }) : null,
       el("button", {
         type: "button", class: grouping ? "gbv-sg-group gbv-primary" : "gbv-sg-group", "aria-pressed": String(grouping),
         title: "Click or tap nodes (in the graph or here), then press again to name the supernode. Holding g works too.",
@@ -282,11 +309,11 @@ export function createSubgraphPanel({ store, model, actions, api }) {
     const active = document.activeElement;
     const hadFocus = element.contains(active);
     const key = active?.getAttribute?.("data-key");
-    const focusClass = active?.classList?.contains("gbv-sg-group") ? ".gbv-sg-group" : active?.classList?.contains("gbv-sg-expand") ? ".gbv-sg-expand" : null;
+    const focusClass = ["gbv-sg-group", "gbv-sg-expand", "gbv-sg-suggest"].find((name) => active?.classList?.contains(name));
     draw();
     if (!hadFocus || element.contains(document.activeElement)) return;
     const again = key ? [...element.querySelectorAll("[data-key]")].find((n) => n.getAttribute("data-key") === key)
-      : focusClass ? element.querySelector(focusClass) : null;
+      : focusClass ? element.querySelector(`.${focusClass}`) : null;
     (again ?? element).focus({ preventScroll: true });
   }
 
@@ -306,7 +333,8 @@ export function createSubgraphPanel({ store, model, actions, api }) {
       el("div", { class: "gbv-panel-head gbv-sg-head" },
         el("h2", {}, "Subgraph", el("span", { class: "gbv-muted gbv-sg-count", text: ` (${state.pinnedIds.length} pinned)` })),
         buttons(state)),
-      items.length ? scoreLine(model, state) : el("p", { class: "gbv-muted", text: "Ctrl/Cmd-click nodes, or use “Pin to subgraph” in the details, to pin them here. “Group nodes” (or holding g) groups them into a supernode." }),
+      suggestError ? el("p", { class: "gbv-error", role: "alert", text: suggestError }) : null,
+      items.length ? scoreLine(model, state) : el("p", { class: "gbv-muted", text: `Ctrl/Cmd-click nodes, or use “Pin to subgraph” in the details, to pin them here. “Group nodes” (or holding g) groups them into a supernode.${canSuggest ? " “Suggest subgraph” pins a starting set for you." : ""}` }),
       view,
       supernodeList(state),
       saveForm(state));
