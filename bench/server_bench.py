@@ -279,12 +279,16 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, inter
 # ---- the server and its API -----------------------------------------------------------------
 
 
-def start_server(procs: Processes, env: dict[str, str], port: int, processes: int) -> str:
-    """`glassbox serve` (migrates the new database first); returns its base URL once ready."""
+def start_server(procs: Processes, env: dict[str, str], port: int, processes: int | None = None, *,
+                 log_level: str = "warning") -> str:
+    """`glassbox serve` (migrates the new database first); returns its base URL once ready.
+    processes None: the embedded default (one process, the in-process worker)."""
     import httpx
 
     argv = [glassbox_cli(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--processes", str(processes), "--log-level", "warning"]
+    if processes is not None:
+        argv += ["--processes", str(processes)]
+    argv += ["--log-level", log_level]
     procs.start("server", argv, env)
     base = f"http://127.0.0.1:{port}"
 

@@ -147,27 +147,6 @@ def server_env(home: Path, torch_threads: int | None = None) -> dict[str, str]:
     return env
 
 
-def start_server(procs: sb.Processes, env: dict[str, str]) -> str:
-    """`glassbox serve` (log level info, so the worker's job lines are written); its base URL."""
-    import httpx
-
-    port = sb.free_port()
-    argv = [sb.glassbox_cli(), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
-    procs.start("server", argv, env)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if not procs.alive("server"):
-            raise RuntimeError(f"the server exited:\n{procs.log_tail('server')}")
-        try:
-            return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    sb.wait_until(ready, 180, "server ready", interval_s=0.2)
-    return base
-
-
 def register(admin: Any, *, name: str, model_source: str, tc_source: str) -> None:
     sb.check(admin.post("/api/models", json={"name": name, "source": model_source}), 201)
     body = {"name": "bench-set", "source": tc_source, "is_default": True}
@@ -316,7 +295,8 @@ def run_bench(args: argparse.Namespace, stack: ExitStack) -> Run:
     home.mkdir()
     procs = sb.Processes(tmp)
     stack.callback(procs.stop_all)
-    base = start_server(procs, server_env(home, args.torch_threads))
+    # log level info: the worker's per-job timing lines are what the split is read from
+    base = sb.start_server(procs, server_env(home, args.torch_threads), sb.free_port(), log_level="info")
     pid = procs.procs["server"].pid
     admin = sb.user_client(base, "bench-admin")
     stack.callback(admin.close)
