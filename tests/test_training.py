@@ -156,6 +156,19 @@ def test_resume_refuses_changed_options(model, corpus, tmp_path):
         train_transcoders(tiny_config(corpus, lr=1e-2), tmp_path, model=model, evaluate=False, resume=True)
 
 
+def test_a_checkpoint_with_all_layers_in_one_tensor_is_a_clear_error(model, corpus, tmp_path):
+    """Checkpoints of earlier versions stacked every layer's weights; they cannot be resumed."""
+    from glassbox.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+
+    train_transcoders(tiny_config(corpus), tmp_path, model=model, evaluate=False, stop_after_steps=2)
+    path = checkpoint_path(tmp_path)
+    ckpt = load_checkpoint(path)
+    ckpt["stack"] = {"W_enc": torch.stack([ckpt["stack"][f"W_enc.{i}"] for i in range(model.n_layers)])}
+    save_checkpoint(path, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
+    with pytest.raises(GlassboxError, match="earlier Glassbox.*--force"):
+        train_transcoders(tiny_config(corpus), tmp_path, model=model, evaluate=False, resume=True)
+
+
 @pytest.mark.parametrize("overrides,message", [
     (dict(tokens=None), "exactly one"),
     (dict(budget_s=60.0), "exactly one"),
@@ -163,10 +176,40 @@ def test_resume_refuses_changed_options(model, corpus, tmp_path):
     (dict(k=30), "k must be"),
     (dict(e2e_frac=1.5), "e2e_frac"),
     (dict(splice_target="clean"), "hook_mlp_out"),
+    (dict(aux_rows=-1), "aux_rows"),
 ])
 def test_bad_options_are_clear_errors(corpus, overrides, message):
     with pytest.raises(GlassboxError, match=message):
         tiny_config(corpus, **overrides).validate()
+
+
+@pytest.mark.parametrize("max_rows", [None, 7])
+def test_aux_k_loss_equals_a_direct_computation(max_rows):
+    """AuxK: the top aux_k dead features (ReLU) reconstruct the residual; with max_rows, on every
+    n-th row only. Gradients reach the dead features' encoder rows and nothing else."""
+    from glassbox.training.losses import aux_k_loss
+    from glassbox.training.stack import TranscoderStack
+
+    torch.manual_seed(0)
+    stack = TranscoderStack(n_layers=2, d_model=8, n_features=32, activation="topk", k=4, skip=True, seed=0)
+    x, residual = torch.randn(20, 8), torch.randn(20, 8)
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[[1, 5, 9, 20, 31]] = True
+    loss = aux_k_loss(stack, 1, x, residual, dead, aux_k=3, compute_dtype=torch.float32, max_rows=max_rows)
+    loss.backward()
+
+    rows = torch.arange(20) if max_rows is None else torch.arange(0, 20, 3)  # ceil(20 / 7) = 3
+    idx = dead.nonzero().squeeze(-1)
+    with torch.no_grad():
+        pre = x[rows] @ stack.W_enc[1][idx].T + stack.b_enc[1][idx]
+        vals, local = pre.topk(3, dim=-1)
+        recon = (vals.clamp(min=0)[..., None] * stack.W_dec[1][idx][local]).sum(1)
+        r = residual[rows]
+        expected = (recon - r).pow(2).sum() / (r - r.mean(0)).pow(2).sum()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    touched = stack.W_enc[1].grad.abs().sum(-1).nonzero().squeeze(-1)
+    assert set(touched.tolist()) <= set(idx.tolist()) and touched.numel() > 0
+    assert stack.W_enc[0].grad is None
 
 
 def test_budget_and_count_parsing():

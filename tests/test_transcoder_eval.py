@@ -204,6 +204,29 @@ def test_eval_command_prints_table_and_saves_json(corpus, tmp_path):
     assert missing.exit_code != 0 and "neither a built corpus nor a held-out set" in missing.output
 
 
+def test_eval_command_traces_the_featured_prompts(corpus, tmp_path):
+    """--graph-prompts featured traces the ten graphs the setup stores, with their mean error share."""
+    from glassbox.examples import FEATURED
+    from glassbox.testing import make_random_transcoders_dir
+
+    model_dir = make_tiny_model_dir(tmp_path / "model", "gemma3")
+    tcs = make_random_transcoders_dir(tmp_path / "tcs", model_dir, activation="topk", k=4)
+    out = tmp_path / "eval.json"
+    base = ["transcoders", "eval", "-m", str(model_dir), "-t", str(tcs), "-c", str(corpus), "--seq-len",
+            str(SEQ), "--fvu-tokens", "50", "--ce-tokens", "50", "--single-layer-tokens", "0", "--no-heldout",
+            "--no-checks", "--max-feature-nodes", "10", "--dtype", "float32", "-q", "-o", str(out)]
+    res = CliRunner().invoke(app, [*base, "--graph-prompts", "featured"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert [g["prompt"] for g in data["graphs"]] == [item.prompt for item in FEATURED]
+    shares = [g["error_share"] for g in data["graphs"]]
+    assert data["mean_error_share"] == pytest.approx(sum(shares) / len(shares))
+    assert "| **mean** |" in res.output
+
+    bad = CliRunner().invoke(app, [*base, "--graph-prompts", "famous"])
+    assert bad.exit_code != 0 and "unknown graph prompt set 'famous'" in bad.output
+
+
 def test_eval_command_bad_input_is_one_line(tmp_path):
     res = CliRunner().invoke(app, ["transcoders", "eval", "-m", str(tmp_path / "nope"), "-t", str(tmp_path)])
     assert res.exit_code == 2 and "error:" in res.output

@@ -149,7 +149,11 @@ def eval_command(
     heldout_tokens: Annotated[int, typer.Option("--heldout-tokens", help="Tokens per held-out set.")] = 8_000,
     checks: Annotated[bool, typer.Option("--checks/--no-checks", help="Next-token checks on the example "
                                          "prompts, original vs every MLP replaced.")] = True,
-    graphs: Annotated[bool, typer.Option("--graphs/--no-graphs", help="Trace the standard prompts.")] = True,
+    graphs: Annotated[bool, typer.Option("--graphs/--no-graphs", help="Trace graphs and report their "
+                                         "replacement scores and error shares.")] = True,
+    graph_prompts: Annotated[str, typer.Option("--graph-prompts", help="standard (three prompts) or "
+                                               "featured (the setup's ten featured examples).")
+                             ] = "standard",
     max_feature_nodes: Annotated[int, typer.Option("--max-feature-nodes", help="Per graph.")] = 256,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per evaluation sequence.")] = 128,
     dtype: Annotated[str, typer.Option("--dtype", help="Model dtype.")] = "bfloat16",
@@ -164,15 +168,16 @@ def eval_command(
     from glassbox.corpus.recipes import HELDOUT_SETS
     from glassbox.models import load_model
     from glassbox.training.evaluate import (
-        STANDARD_PROMPTS,
         default_checks,
         evaluate_transcoders,
+        graph_prompt_set,
         heldout_corpora,
     )
     from glassbox.training.report import eval_text
     from glassbox.transcoders import load_transcoders
 
     _threads(threads)
+    prompts = graph_prompt_set(graph_prompts) if graphs else ()
     loaded = load_model(model, dtype=dtype, device=device)
     tset = load_transcoders(transcoders, device=loaded.device)
     held = [] if no_heldout else heldout_corpora(heldout or HELDOUT_SETS, tokenizer=model)
@@ -181,7 +186,7 @@ def eval_command(
                                       single_layer_tokens=single_layer_tokens, heldout=held,
                                       heldout_tokens=heldout_tokens,
                                       checks=default_checks() if checks else (),
-                                      prompts=STANDARD_PROMPTS if graphs else (),
+                                      prompts=prompts,
                                       max_feature_nodes=max_feature_nodes, seq_len=seq_len, progress=report)
     path = output or _default_eval_path(transcoders, tset.name)
     path.parent.mkdir(parents=True, exist_ok=True)

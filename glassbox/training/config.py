@@ -75,6 +75,7 @@ class TrainConfig:
     l0_coef: float = 1e-3  # jumprelu: L0 coefficient
     aux_k: int = 256  # TopK: AuxK features for dead-feature revival
     aux_coef: float = 1 / 32
+    aux_rows: int = 512  # rows of each batch that the AuxK loss sees (0 = all)
     dead_tokens: int = 50_000  # a feature is dead after this many tokens without firing
     # schedule
     warmup_steps: int = 50
@@ -98,6 +99,8 @@ class TrainConfig:
             raise GlassboxError("give exactly one of a token count (--tokens) or a time budget (--budget)")
         if self.tokens is not None and self.tokens <= 0:
             raise GlassboxError("--tokens must be positive")
+        if self.aux_rows < 0:
+            raise GlassboxError("aux_rows must be 0 (every row) or positive")
         if self.batch_size < 1 or self.seq_len < 4:
             raise GlassboxError("need batch_size >= 1 and seq_len >= 4")
         if self.lr <= 0:

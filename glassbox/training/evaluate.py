@@ -56,6 +56,18 @@ def default_checks() -> tuple[PromptCheck, ...]:
     return tuple(PromptCheck(item.prompt, item.expected) for item in FEATURED)
 
 
+def graph_prompt_set(name: str) -> tuple[str, ...]:
+    """The prompts `glassbox transcoders eval` traces: "standard" (three quick ones) or "featured" (the
+    ten graphs the first-start setup stores, where a user first judges a transcoder set)."""
+    if name == "standard":
+        return STANDARD_PROMPTS
+    if name == "featured":
+        from glassbox.examples import FEATURED
+
+        return tuple(item.prompt for item in FEATURED)
+    raise GlassboxError(f"unknown graph prompt set {name!r}; use standard or featured")
+
+
 def heldout_corpora(names: Sequence[str], *, tokenizer: str | None = None) -> list[str]:
     """The held-out corpora, built (from Debian packages) when missing; a clear error if one cannot be."""
     from glassbox.corpus import build_corpus, find_corpus
@@ -342,6 +354,7 @@ def evaluate_transcoders(
         "prompt_top1_kept": sum(r["top1_kept"] for r in checked) if checked else None,
         "graphs": graphs,
         "mean_replacement": (sum(g["replacement"] for g in graphs) / len(graphs)) if graphs else None,
+        "mean_error_share": (sum(g["error_share"] for g in graphs) / len(graphs)) if graphs else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from glassbox.training.sparse import sparse_decode
+from glassbox.training.sparse import sparse_decode, topk_encode
 from glassbox.training.stack import LayerOutput, TranscoderStack, step_l0
 
 
@@ -27,17 +27,23 @@ def sparsity_penalty(stack: TranscoderStack, layer: int, out: LayerOutput, *, l1
 
 
 def aux_k_loss(stack: TranscoderStack, layer: int, x: torch.Tensor, residual: torch.Tensor,
-               dead: torch.Tensor, aux_k: int, compute_dtype: torch.dtype) -> torch.Tensor:
-    """How well the top aux_k dead features reconstruct what the live ones missed (Gao et al.)."""
+               dead: torch.Tensor, aux_k: int, compute_dtype: torch.dtype, *,
+               max_rows: int | None = None) -> torch.Tensor:
+    """How well the top aux_k dead features reconstruct what the live ones missed (Gao et al.).
+
+    Only every n-th row takes part when there are more than `max_rows`: revival needs a gradient
+    for the dead features, not the whole batch, and on a CPU the full batch cost as much as the
+    rest of the step's encoders."""
     dead_idx = dead.nonzero().squeeze(-1)
     if dead_idx.numel() == 0:
         return residual.new_zeros(())
+    if max_rows and x.shape[0] > max_rows:
+        stride = -(-x.shape[0] // max_rows)
+        x, residual = x[::stride], residual[::stride]
     W = stack.W_enc[layer].index_select(0, dead_idx)
     b = stack.b_enc[layer].index_select(0, dead_idx)
-    pre = (x.to(compute_dtype) @ W.to(compute_dtype).T).float() + b
-    vals, local = pre.topk(min(aux_k, dead_idx.numel()), dim=-1)
-    W_dec = stack.W_dec[layer].index_select(0, dead_idx)
-    recon = sparse_decode(vals.clamp(min=0), local, W_dec)
+    vals, local = topk_encode(x, W, b, min(aux_k, dead_idx.numel()), compute_dtype=compute_dtype)
+    recon = sparse_decode(vals, local, stack.W_dec[layer].index_select(0, dead_idx))
     return fvu(recon, residual)
 
 

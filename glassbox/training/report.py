@@ -137,6 +137,8 @@ def graph_table(ev: dict[str, Any]) -> str:
         share = "" if g.get("error_share") is None else f"{100 * g['error_share']:.1f}%"
         lines.append(f"| `{g['prompt']}` | {g['replacement']:.3f} | {g['completeness']:.3f} | {share} | "
                      f"{g.get('active_features', '')} |")
+    if len(ev["graphs"]) > 1 and ev.get("mean_error_share") is not None:
+        lines.append(f"| **mean** | {ev['mean_replacement']:.3f} | | {100 * ev['mean_error_share']:.1f}% | |")
     return "\n".join(lines)
 
 
@@ -288,7 +290,8 @@ def _recipe(c: TrainConfig, tr: dict[str, Any]) -> str:
                      "decoder rows (random, unit norm).")
     lines += [
         f"* Local phase ({steps.get('local', 0)} steps): per-layer FVU loss"
-        + (f" + AuxK (k_aux {c.aux_k}, coefficient {c.aux_coef:.4g}, dead after {c.dead_tokens:,} tokens)"
+        + (f" + AuxK (k_aux {c.aux_k}, coefficient {c.aux_coef:.4g}, dead after {c.dead_tokens:,} tokens, "
+           f"{'every row' if not c.aux_rows else f'at most {c.aux_rows} rows per step'})"
            if c.activation == "topk" else "")
         + f"; Adam lr {c.lr:g}, warmup {c.warmup_steps} steps, cosine decay to 10% over the last "
           f"{100 * (1 - c.decay_start):.0f}%; decoder rows kept at unit norm.",

@@ -32,7 +32,12 @@ class LayerOutput:
 
 
 class TranscoderStack(nn.Module):
-    """Per-layer transcoders (PLT) for L layers with F trained features each."""
+    """Per-layer transcoders (PLT) for L layers with F trained features each.
+
+    Every layer's weights are their own parameters (`W_enc[l]` is an (F, d) tensor): a step
+    backpropagates through one layer at a time, and slices of one (L, F, d) tensor would give
+    every layer's backward a zero-filled gradient the size of all layers (measured: 1 s of a
+    4 s CPU step for 18 layers of 2,048 features)."""
 
     def __init__(self, *, n_layers: int, d_model: int, n_features: int, activation: str,
                  k: int | None, skip: bool, seed: int, enc_scale: float = 1.0,
@@ -43,14 +48,14 @@ class TranscoderStack(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         W_dec = torch.randn(L, F, d, generator=gen)
         W_dec /= W_dec.norm(dim=-1, keepdim=True)
-        self.W_dec = nn.Parameter(W_dec)
+        self.W_dec = _per_layer(W_dec)
         # tied init: a feature reads what it writes; a small scale keeps the first outputs small
-        self.W_enc = nn.Parameter(W_dec.clone() * enc_scale)
-        self.b_enc = nn.Parameter(torch.zeros(L, F))
-        self.b_dec = nn.Parameter(torch.zeros(L, d))
-        self.W_skip = nn.Parameter(torch.zeros(L, d, d)) if skip else None  # out += x @ W_skip[l]
+        self.W_enc = _per_layer(W_dec * enc_scale)
+        self.b_enc = _per_layer(torch.zeros(L, F))
+        self.b_dec = _per_layer(torch.zeros(L, d))
+        self.W_skip = _per_layer(torch.zeros(L, d, d)) if skip else None  # out += x @ W_skip[l]
         init_threshold = 0.1 if activation == "jumprelu" else 0.0
-        self.log_threshold = (nn.Parameter(torch.full((L, F), math.log(init_threshold)))
+        self.log_threshold = (_per_layer(torch.full((L, F), math.log(init_threshold)))
                               if activation == "jumprelu" else None)
         self.register_buffer("s_in", torch.ones(L))
         self.register_buffer("s_out", torch.ones(L))
@@ -58,15 +63,15 @@ class TranscoderStack(nn.Module):
     # ---- facts ---------------------------------------------------------------------------
     @property
     def n_layers(self) -> int:
-        return int(self.W_enc.shape[0])
+        return len(self.W_enc)
 
     @property
     def n_features(self) -> int:
-        return int(self.W_enc.shape[1])
+        return int(self.W_enc[0].shape[0])
 
     @property
     def d_model(self) -> int:
-        return int(self.W_enc.shape[2])
+        return int(self.W_enc[0].shape[1])
 
     # ---- math ----------------------------------------------------------------------------
     def forward_layer(self, layer: int, x: torch.Tensor, *,
@@ -99,10 +104,21 @@ class TranscoderStack(nn.Module):
     @torch.no_grad()
     def normalize_decoder(self) -> None:
         """Unit-norm decoder rows (TopK/JumpReLU): the scale lives in the activations."""
-        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        for W in self.W_dec:
+            W /= W.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+
+    @torch.no_grad()
+    def clamp_thresholds(self, minimum: float) -> None:
+        """JumpReLU thresholds stay above `minimum` (a log threshold cannot recover from -inf)."""
+        for t in self.log_threshold or ():
+            t.clamp_(min=math.log(minimum))
 
     def layer_module(self, layer: int) -> LayerView:
         return LayerView(self, layer)
+
+
+def _per_layer(stacked: torch.Tensor) -> nn.ParameterList:
+    return nn.ParameterList(nn.Parameter(t.clone()) for t in stacked)
 
 
 class LayerView:

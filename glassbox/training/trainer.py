@@ -17,7 +17,6 @@ Activations are never stored: each batch is used once and dropped.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,6 +130,10 @@ class Trainer:
             raise GlassboxError(f"the checkpoint in {self.out_dir} was made with other options "
                                 f"({', '.join(diff)}); resume with the same options, or train into a new "
                                 "folder")
+        if "W_enc" in ckpt["stack"]:
+            raise GlassboxError(f"the checkpoint in {self.out_dir} was written by an earlier Glassbox, which "
+                                "kept all layers in one tensor; it cannot be resumed. Start over with "
+                                "--force, or train into a new folder")
         self.stack = self._new_stack()
         self.stack.load_state_dict(ckpt["stack"])
         self.opt = self._new_optimizer()
@@ -173,9 +176,9 @@ class Trainer:
         enc = enc / enc.norm(dim=-1, keepdim=True).clamp(min=1e-6) * self.cfg.enc_init_scale
         dec = y - pred
         dec = dec / dec.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        st.W_enc[layer, :n] = enc
-        st.b_enc[layer, :n] = -(enc @ x.mean(0))
-        st.W_dec[layer, :n] = dec
+        st.W_enc[layer][:n] = enc
+        st.b_enc[layer][:n] = -(enc @ x.mean(0))
+        st.W_dec[layer][:n] = dec
 
     # ---- one step --------------------------------------------------------------------------
     def _normalise(self, layer: int, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,7 +228,7 @@ class Trainer:
             n_dead = int(dead.sum())
             if c.activation == "topk" and c.aux_coef > 0 and n_dead > 0:
                 loss = loss + c.aux_coef * aux_k_loss(self.stack, layer, x, (y - out.y).detach(), dead,
-                                                      c.aux_k, self.compute_dtype)
+                                                      c.aux_k, self.compute_dtype, max_rows=c.aux_rows)
             if backward:
                 (coef * loss).backward()
             self._mark_fired(layer, out)
@@ -351,8 +354,7 @@ class Trainer:
         if c.activation != "relu":
             self.stack.normalize_decoder()
         if self.stack.log_threshold is not None:
-            with torch.no_grad():
-                self.stack.log_threshold.clamp_(min=math.log(1e-4))
+            self.stack.clamp_thresholds(1e-4)
         dt = time.perf_counter() - t0
         st.step += 1
         st.tokens += self.tokens_per_step
