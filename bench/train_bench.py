@@ -3,6 +3,8 @@
 Measures, after warm-up steps that are not timed:
 - the model forward alone (the floor: bf16, stops after the last layer, no unembedding);
 - a local training step on clean activations (forward + every layer's transcoder + Adam);
+- the same with `--dead-frac` of every layer's features dead, so that the AuxK revival loss
+  runs (a real run has 5-20% dead features after its first 50k tokens);
 - a local step with half the batch rows run through the spliced model;
 - an end-to-end step (clean forward, KL through the spliced model, local loss).
 Prints a Markdown table (for bench/RESULTS.md) and, with --json, writes the numbers.
@@ -22,16 +24,37 @@ import time
 from pathlib import Path
 
 
-def _timed_steps(trainer, batches, n_warm: int, n_steps: int) -> float:
-    """Seconds per step of trainer._one_step over n_steps after n_warm warm-up steps."""
+def _timed_steps(trainer, batches, n_warm: int, n_steps: int, before_step=None) -> float:
+    """Seconds per step of trainer._one_step over n_steps after n_warm warm-up steps
+    (`before_step` runs before each step, untimed)."""
     for _ in range(n_warm):
+        if before_step:
+            before_step()
         trainer._one_step(next(batches))
     _sync(trainer.device)
-    t0 = time.perf_counter()
+    total = 0.0
     for _ in range(n_steps):
+        if before_step:
+            before_step()
+        _sync(trainer.device)
+        t0 = time.perf_counter()
         trainer._one_step(next(batches))
-    _sync(trainer.device)
-    return (time.perf_counter() - t0) / n_steps
+        _sync(trainer.device)
+        total += time.perf_counter() - t0
+    return total / n_steps
+
+
+def _kill_features(trainer, frac: float) -> None:
+    """Mark the same random `frac` of every layer's features as not fired for longer than the dead
+    threshold (seeded, so every call picks the same features)."""
+    import torch
+
+    st = trainer.state
+    gen = torch.Generator().manual_seed(0)
+    dead = torch.rand(st.last_fired.shape, generator=gen) < frac
+    st.tokens = max(st.tokens, trainer.cfg.dead_tokens + 1)
+    st.last_fired[~dead] = st.tokens
+    st.last_fired[dead] = 0
 
 
 def _sync(device) -> None:
@@ -83,6 +106,12 @@ def bench(args) -> dict:
     trainer.state.plan = Plan(10**6, 0, True, True)
     rows["local step, clean rows"] = _timed_steps(trainer, batches, args.warmup, args.steps)
 
+    trainer, batches, Plan = _trainer(model, args, splice_max=0.0, e2e_frac=0.0)
+    trainer.state.plan = Plan(10**6, 0, True, True)
+    kill = lambda: _kill_features(trainer, args.dead_frac)  # noqa: E731
+    rows[f"local step, {100 * args.dead_frac:.0f}% of features dead (AuxK)"] = _timed_steps(
+        trainer, batches, args.warmup, args.steps, before_step=kill)
+
     trainer, batches, Plan = _trainer(model, args, splice_max=0.5, e2e_frac=0.0)
     trainer.state.plan = Plan(10**6, 0, True, True)
     trainer._splice_rows = lambda step: args.batch_size // 2  # bench only: skip the ramp
@@ -121,6 +150,7 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--steps", type=int, default=4, help="timed steps per phase")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per phase")
+    p.add_argument("--dead-frac", type=float, default=0.08, help="share of dead features in the AuxK row")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--json", type=Path, default=None)

@@ -206,7 +206,7 @@ def test_aux_k_loss_equals_a_direct_computation(max_rows):
         recon = (vals.clamp(min=0)[..., None] * stack.W_dec[1][idx][local]).sum(1)
         r = residual[rows]
         expected = (recon - r).pow(2).sum() / (r - r.mean(0)).pow(2).sum()
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
     touched = stack.W_enc[1].grad.abs().sum(-1).nonzero().squeeze(-1)
     assert set(touched.tolist()) <= set(idx.tolist()) and touched.numel() > 0
     assert stack.W_enc[0].grad is None
