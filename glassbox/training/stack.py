@@ -36,8 +36,8 @@ class TranscoderStack(nn.Module):
 
     Every layer's weights are their own parameters (`W_enc[l]` is an (F, d) tensor): a step
     backpropagates through one layer at a time, and slices of one (L, F, d) tensor would give
-    every layer's backward a zero-filled gradient the size of all layers (measured: 1 s of a
-    4 s CPU step for 18 layers of 2,048 features)."""
+    every layer's backward a zero-filled gradient the size of all layers (measured on 2 CPU
+    cores, 18 layers of 2,048 features: 2.84 s per step with one tensor, 1.70 s without)."""
 
     def __init__(self, *, n_layers: int, d_model: int, n_features: int, activation: str,
                  k: int | None, skip: bool, seed: int, enc_scale: float = 1.0,
