@@ -173,6 +173,10 @@ def test_pages_follow_the_setup_and_open_tracing_when_a_transcoder_set_exists(
     row = SetupJobRow(sessions)
     try:
         row.start("transcoders", 0.31, "3/5 Transcoders: training step 212/780, FVU 0.214")
+        # the server reads the job row again every 2 s: open the page once it reports this setup
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while admin.get("/api/setup/status").json()["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
 
         home = open_page("/")
         banner = home.locator("#setup-banner")
